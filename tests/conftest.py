@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+FIXTURES = REPO / "fixtures" / "tunix-rt"
+BIN = Path(sys.executable).parent
+# What a pipeline checkout needs (the tracked files that make up the pipeline).
+PIPELINE_FILES = [
+    "conf",
+    "dvc.yaml",
+    "params.yaml",
+    "stages",
+    "fixtures",
+    "inputs",
+    "tunixrt",
+    ".dvc/config",
+    ".dvc/.gitignore",
+    ".dvcignore",
+    ".gitignore",
+]
+
+
+def env() -> dict[str, str]:
+    e = dict(os.environ)
+    e["PATH"] = f"{BIN}{os.pathsep}{e.get('PATH', '')}"
+    e.setdefault("GIT_AUTHOR_NAME", "tunixrt-tests")
+    e.setdefault("GIT_AUTHOR_EMAIL", "tests@tunixrt.invalid")
+    e.setdefault("GIT_COMMITTER_NAME", "tunixrt-tests")
+    e.setdefault("GIT_COMMITTER_EMAIL", "tests@tunixrt.invalid")
+    e["DVC_NO_ANALYTICS"] = "1"
+    return e
+
+
+def sh(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(args, cwd=cwd, env=env(), capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(args)} exited {proc.returncode}\n"
+            f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+        )
+    return proc
+
+
+def tunixrt(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return sh(str(BIN / "tunixrt"), *args, cwd=cwd, check=check)
+
+
+def make_pipeline(dest: Path, *, git: bool = True) -> Path:
+    """A copy of this repository's pipeline, as a fresh git repo with one commit."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for rel in PIPELINE_FILES:
+        src = REPO / rel
+        if src.is_dir():
+            shutil.copytree(src, dest / rel, ignore=shutil.ignore_patterns("__pycache__"))
+        elif src.exists():
+            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dest / rel)
+    if git:
+        sh("git", "init", "-q", "-b", "main", cwd=dest)
+        sh("git", "add", "-A", cwd=dest)
+        sh("git", "commit", "-q", "-m", "pipeline", cwd=dest)
+    return dest
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path) -> Path:
+    return make_pipeline(tmp_path / "pipe")

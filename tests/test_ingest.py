@@ -1,0 +1,150 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import orjson
+import pytest
+from conftest import FIXTURES, REPO
+
+from tunixrt.errors import DataError
+from tunixrt.ingest.config import parse_source
+from tunixrt.ingest.stage import REJECTS, REPORT, TRACES, ingest
+from tunixrt.jsonio import iter_jsonl
+
+
+def files_cfg(paths: list[str], **kw):
+    return parse_source({"kind": "files", "paths": paths, **kw})
+
+
+def good(prompt: str, **kw) -> bytes:
+    rec = {"prompt": prompt, "steps": [{"i": 0, "type": "t", "content": "s"}], "final_answer": "a"}
+    return orjson.dumps({**rec, **kw})
+
+
+MIXED = [  # (line bytes, expected outcome)
+    (good("first"), "accepted"),
+    (b'{"prompt": "broken", ', "malformed_json"),
+    (b'{"prompt": "bad \xff bytes", "final_answer": "a"}', "invalid_utf8"),
+    (b"", "blank"),
+    (orjson.dumps({"final_answer": "a", "steps": []}), "missing_field"),
+    (orjson.dumps({"prompt": 3, "final_answer": "a"}), "wrong_type"),
+    (good("x" * 3000), "too_large"),
+    (good("dup id one", id="dup"), "accepted"),
+    (good("first", meta={"changed": True}), "duplicate"),
+    (b"[1, 2]", "not_object"),
+    (good("dup id two", id="dup"), "duplicate_id"),
+    (b"   ", "blank"),
+    (orjson.dumps({"something": "else"}), "unknown_shape"),
+    (good("second\r\n", meta={"k": 1}), "accepted"),
+]
+
+
+def write_mixed(root: Path) -> str:
+    (root / "inputs").mkdir(exist_ok=True)
+    (root / "inputs" / "mixed.jsonl").write_bytes(b"\n".join(line for line, _ in MIXED) + b"\n")
+    return "inputs/mixed.jsonl"
+
+
+def test_mixed_bad_input_is_refused_line_by_line(tmp_path: Path) -> None:
+    path = write_mixed(tmp_path)
+    cfg = files_cfg([path], limits={"record_max_bytes": 2000}, max_reject_fraction=0.9)
+    report = ingest(cfg, tmp_path)
+
+    expected_rejects = {
+        k + 1: outcome
+        for k, (_, outcome) in enumerate(MIXED)
+        if outcome not in ("accepted", "duplicate", "blank")
+    }
+    rejects = list(iter_jsonl(tmp_path / REJECTS))
+    assert {r["line"]: r["code"] for r in rejects} == expected_rejects
+    for r in rejects:
+        assert r["source"] == path and r["reason"] and len(r["raw"]) <= 512
+    by_line = {r["line"]: r for r in rejects}
+    assert by_line[5]["field"] == "prompt"
+    assert by_line[6]["field"] == "prompt"
+    assert (
+        by_line[11]["field"] == "id"
+        and "first seen at inputs/mixed.jsonl:8" in by_line[11]["reason"]
+    )
+
+    traces = list(iter_jsonl(tmp_path / TRACES))
+    assert [t["prompt"] for t in sorted(traces, key=lambda t: t["prompt"])] == [
+        "dup id one",
+        "first",
+        "second",
+    ]
+    assert [t["id"] for t in traces] == sorted(t["id"] for t in traces)
+    assert report == orjson.loads((tmp_path / REPORT).read_bytes())
+    assert report["read"] == 12
+    assert (report["accepted"], report["rejected"], report["duplicates"]) == (3, 8, 1)
+    assert report["read"] == report["accepted"] + report["rejected"] + report["duplicates"]
+    assert sum(report["rejected_by_reason"].values()) == report["rejected"]
+    assert report["by_source"][path]["read"] == 12
+
+
+def test_fixture_ingests_without_rejects(tmp_path: Path) -> None:
+    report = ingest(files_cfg([str(FIXTURES / "dev-reasoning-v2.jsonl")]), tmp_path)
+    assert report["read"] == 550 and report["rejected"] == 0
+    assert report["accepted"] + report["duplicates"] == 550
+    assert report["duplicates"] == 74  # the fixture repeats traces with only `meta` changed
+
+
+def test_eval_sets_ingest_through_eval_item_adapter(tmp_path: Path) -> None:
+    paths = [str(FIXTURES / "eval_v1.jsonl"), str(FIXTURES / "eval_v2.jsonl")]
+    report = ingest(files_cfg(paths, adapter="eval_item"), tmp_path)
+    assert report["read"] == 125 and report["rejected"] == 0
+    traces = list(iter_jsonl(tmp_path / TRACES))
+    assert all(t["steps"] == [] and t["meta"]["category"] for t in traces)
+
+
+def test_same_params_same_bytes_whatever_the_listing_order(tmp_path: Path) -> None:
+    names = ["dev-reasoning-v2.jsonl", "eval_v1.jsonl", "eval_v2.jsonl"]
+    outs = []
+    for k, order in enumerate([names, names[::-1], names]):
+        root = tmp_path / str(k)
+        root.mkdir()
+        ingest(
+            files_cfg([str(FIXTURES / n) for n in order]), root, sort_run_size=50 if k else 10**6
+        )
+        outs.append(((root / TRACES).read_bytes(), (root / REPORT).read_bytes()))
+    assert outs[0] == outs[1] == outs[2]
+
+
+def test_synthetic_source_counts(tmp_path: Path) -> None:
+    report = ingest(parse_source({"kind": "synthetic", "n": 300, "seed": 3}), tmp_path)
+    assert report["accepted"] == 300 and report["read"] == 300
+
+
+def test_on_error_fail_stops_at_first_bad_record(tmp_path: Path) -> None:
+    path = write_mixed(tmp_path)
+    with pytest.raises(DataError, match=r"^inputs/mixed.jsonl:2: -: malformed JSON"):
+        ingest(files_cfg([path], on_error="fail"), tmp_path)
+    assert not (tmp_path / TRACES).exists()
+
+
+def test_max_reject_fraction_fails_but_keeps_rejects(tmp_path: Path) -> None:
+    path = write_mixed(tmp_path)
+    with pytest.raises(DataError, match=r"max_reject_fraction=0\.5"):
+        ingest(files_cfg([path], limits={"record_max_bytes": 2000}), tmp_path)
+    assert not (tmp_path / TRACES).exists()
+    assert len(list(iter_jsonl(tmp_path / REJECTS))) == 8
+
+
+def test_ingest_never_imports_jax(tmp_path: Path) -> None:
+    code = (
+        "import sys, pathlib\n"
+        "from tunixrt.stages import run_stage\n"
+        "run_stage('ingest', {'source': {'kind': 'synthetic', 'n': 50}}, pathlib.Path('.'))\n"
+        "bad = [m for m in ('jax', 'flax', 'optax', 'tunix') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=tmp_path, check=True)
+    assert (tmp_path / TRACES).exists()
+
+
+def test_fixture_copy_matches_shared_fixtures() -> None:
+    shared = REPO.parent / "shared" / "fixtures" / "tunix-rt"
+    if not shared.is_dir():
+        pytest.skip("no ../shared checkout beside this repository")
+    for f in shared.glob("*.jsonl"):
+        assert (FIXTURES / f.name).read_bytes() == f.read_bytes()

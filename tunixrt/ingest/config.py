@@ -1,0 +1,47 @@
+"""The `source` config section: where traces come from and how bad records are handled."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from tunixrt.errors import ConfigError
+from tunixrt.ingest.synthetic import SyntheticParams
+from tunixrt.traces import TraceLimits
+from tunixrt.validation import validate_config
+
+
+class _Common(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    on_error: Literal["reject", "fail"] = "reject"
+    max_reject_fraction: float = Field(0.5, ge=0.0, le=1.0)
+    limits: TraceLimits = Field(default_factory=TraceLimits)
+
+
+class SyntheticSource(_Common, SyntheticParams):
+    kind: Literal["synthetic"]
+
+
+class FilesSource(_Common):
+    kind: Literal["files"]
+    paths: list[str] = Field(min_length=1, description="files or globs, relative to the repo")
+    adapter: Literal[
+        "auto", "reasoning_trace", "tunixrt_trace", "chat", "gsm8k", "alpaca", "eval_item"
+    ] = "auto"
+
+
+SourceConfig = SyntheticSource | FilesSource
+_KINDS: dict[str, type[BaseModel]] = {"synthetic": SyntheticSource, "files": FilesSource}
+
+
+def parse_source(data: Any) -> SourceConfig:
+    if not isinstance(data, dict):
+        raise ConfigError("params.yaml: section 'source' must be a mapping")
+    kind = data.get("kind")
+    if kind not in _KINDS:
+        raise ConfigError(
+            f"params.yaml: source.kind: must be one of {sorted(_KINDS)} (got {kind!r})"
+        )
+    return validate_config(_KINDS[kind], data, "source")  # type: ignore[return-value]

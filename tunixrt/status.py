@@ -1,0 +1,91 @@
+"""`tunixrt status`: what is installed, which devices JAX sees, and what is stale here."""
+
+from __future__ import annotations
+
+import filecmp
+import tempfile
+from importlib.metadata import PackageNotFoundError, version
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+PACKAGES = ("tunixrt", "dvc", "hydra-core", "pydantic", "jax", "flax", "optax", "google-tunix")
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return version(dist)
+    except PackageNotFoundError:
+        return None
+
+
+def _devices() -> list[str] | str:
+    if find_spec("jax") is None:
+        return "jax not installed"
+    import jax
+
+    return [f"{d.platform}:{d.id} {d.device_kind}" for d in jax.devices()]
+
+
+def _pipeline(root: Path) -> dict[str, Any] | None:
+    if not ((root / "dvc.yaml").is_file() and (root / "conf").is_dir()):
+        return None
+    from dvc.repo import Repo
+
+    from tunixrt.compose import PARAMS_FILE, write_params
+    from tunixrt.errors import TunixrtError
+
+    info: dict[str, Any] = {"root": str(root)}
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            composed = write_params(root, (), Path(tmp) / PARAMS_FILE)
+            current = root / PARAMS_FILE
+            info["params_match_conf"] = current.is_file() and filecmp.cmp(
+                composed, current, shallow=False
+            )
+    except TunixrtError as exc:
+        info["params_match_conf"] = f"error: {exc}"
+    with Repo(str(root)) as repo:
+        info["stages"] = [s.addressing for s in repo.index.stages]
+        info["stale"] = {k: [str(c) for c in v] for k, v in sorted(repo.status().items())}
+    return info
+
+
+def collect(root: Path, devices: bool = True) -> dict[str, Any]:
+    return {
+        "versions": {p: _version(p) for p in PACKAGES},
+        "devices": _devices() if devices else "not checked",
+        "pipeline": _pipeline(root),
+    }
+
+
+def render(info: dict[str, Any]) -> str:
+    lines = ["versions:"]
+    lines += [f"  {k:<13} {v or 'not installed'}" for k, v in info["versions"].items()]
+    dev = info["devices"]
+    lines.append("devices:" + (f" {dev}" if isinstance(dev, str) else ""))
+    if not isinstance(dev, str):
+        lines += [f"  {d}" for d in dev]
+    pipe = info["pipeline"]
+    if pipe is None:
+        lines.append("pipeline: none here (no dvc.yaml and conf/)")
+    else:
+        lines.append(f"pipeline: {pipe['root']}")
+        lines.append(f"  stages: {', '.join(pipe['stages'])}")
+        match = pipe["params_match_conf"]
+        lines.append(
+            "  params.yaml: "
+            + (
+                "matches conf/"
+                if match is True
+                else "differs from conf/ composed (run `tunixrt compose` or `dvc exp run`)"
+                if match is False
+                else str(match)
+            )
+        )
+        if pipe["stale"]:
+            lines.append("  stale:")
+            lines += [f"    {k}: {', '.join(v)}" for k, v in pipe["stale"].items()]
+        else:
+            lines.append("  stale: none, everything is up to date")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,5 @@
+"""The canonical reasoning trace: model, limits, normalization and identity."""
+
+from tunixrt.traces.model import RecordError, Step, Trace, TraceLimits, build_trace
+
+__all__ = ["RecordError", "Step", "Trace", "TraceLimits", "build_trace"]
