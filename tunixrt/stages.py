@@ -27,6 +27,7 @@ STAGES: dict[str, StageSpec] = {
     s.name: s
     for s in [
         StageSpec("ingest", ("source",), "tunixrt.ingest.stage:run"),
+        StageSpec("dataset", ("dataset",), "tunixrt.dataset.stage:run"),
     ]
 }
 

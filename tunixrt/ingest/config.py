@@ -15,6 +15,10 @@ from tunixrt.validation import validate_config
 class _Common(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    name: str = Field(
+        "traces",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="names the dataset built from it"
+    )
     on_error: Literal["reject", "fail"] = "reject"
     max_reject_fraction: float = Field(0.5, ge=0.0, le=1.0)
     limits: TraceLimits = Field(default_factory=TraceLimits)

@@ -1,0 +1,61 @@
+"""The `dataset` config section."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Scalar = str | int | float | bool | None
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Filters(_Strict):
+    meta: dict[str, Scalar | list[Scalar]] = Field(
+        default_factory=dict, description="meta key equals a value, or is in a list of values"
+    )
+    sources: list[str] = Field(
+        default_factory=list, description="keep traces whose source matches one of these globs"
+    )
+    min_steps: int = Field(0, ge=0)
+    max_steps: int | None = Field(None, ge=0)
+    min_chars: int = Field(0, ge=0, description="characters of prompt + steps + answer")
+    max_chars: int | None = Field(None, ge=0)
+
+
+class SplitFractions(_Strict):
+    """Fractions of val and test; train is the rest."""
+
+    val: float = Field(0.1, ge=0, lt=1)
+    test: float = Field(0.1, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _room_for_train(self) -> SplitFractions:
+        if self.val + self.test >= 1:
+            raise ValueError("split.val + split.test must be below 1 (train is the rest)")
+        return self
+
+
+class DatasetConfig(_Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    version: str = Field("v1", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    seed: int = 0
+    filters: Filters = Field(default_factory=Filters)
+    dedup_prompts: bool = Field(
+        True, description="drop traces whose prompt equals an earlier one up to case and spacing"
+    )
+    limit: int | None = Field(None, ge=1, description="keep a seeded sample of this many")
+    split: SplitFractions = Field(default_factory=SplitFractions)
+    test_sources: list[str] = Field(
+        default_factory=list, description="globs of sources sent whole to test (eval sets)"
+    )
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}-{self.version}"
+
+    def as_params(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
