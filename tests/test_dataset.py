@@ -2,8 +2,8 @@ from pathlib import Path
 
 import orjson
 import pytest
-
 from conftest import FIXTURES
+
 from tunixrt.dataset.config import DatasetConfig
 from tunixrt.dataset.stage import MANIFEST, SPLITS, TRACES, build_dataset, split_path
 from tunixrt.errors import ConfigError

@@ -89,9 +89,7 @@ def build_run_manifest(params: Mapping[str, Any], root: Path) -> RunManifest:
 
 
 def dump_manifest(m: RunManifest) -> bytes:
-    text = yaml.safe_dump(
-        m.model_dump(mode="json"), sort_keys=False, allow_unicode=True, width=100
-    )
+    text = yaml.safe_dump(m.model_dump(mode="json"), sort_keys=False, allow_unicode=True, width=100)
     return text.encode()
 
 

@@ -17,7 +17,8 @@ class _Common(BaseModel):
 
     name: str = Field(
         "traces",
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="names the dataset built from it"
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="names the dataset built from it",
     )
     on_error: Literal["reject", "fail"] = "reject"
     max_reject_fraction: float = Field(0.5, ge=0.0, le=1.0)
