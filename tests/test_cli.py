@@ -43,7 +43,7 @@ def test_stage_script_reads_params_yaml_and_reports_bad_keys(tmp_path: Path) -> 
     root = make_pipeline(tmp_path / "p", git=False)
     params = (root / "params.yaml").read_text()
     (root / "params.yaml").write_text(params.replace("seed: 0", "seed: 0\n  colour: red"))
-    proc = sh("python", "stages/ingest.py", cwd=root, check=False)
+    proc = sh("python", "-m", "stages.ingest", cwd=root, check=False)
     assert proc.returncode == 2 and "source.colour: unknown key" in proc.stderr
     assert "Traceback" not in proc.stderr
 
