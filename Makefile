@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 # DVC runs stage commands through the shell: put the venv first so `python` is the venv's.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo test lint format install clean
+.PHONY: demo test verify lint format install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest
+
+# The CI reproducibility check: params.yaml vs conf/, a fresh clone's `dvc repro`, dvc.lock hashes.
+verify: install
+	$(BIN)/tunixrt verify
 
 lint: install
 	$(BIN)/ruff check .

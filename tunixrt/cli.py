@@ -36,6 +36,14 @@ def _cmd_status(args: argparse.Namespace) -> None:
         sys.stdout.write(render(info))
 
 
+def _cmd_verify(args: argparse.Namespace) -> None:
+    from tunixrt.verify import main as verify_main
+
+    sys.exit(
+        verify_main(Path.cwd(), data_only=args.data_only, rel_tol=args.rel_tol, keep=args.keep)
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     from tunixrt import __version__
 
@@ -60,6 +68,14 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--json", action="store_true")
     st.add_argument("--no-devices", action="store_true", help="do not import JAX")
     st.set_defaults(func=_cmd_status)
+
+    ver = sub.add_parser("verify", help="the CI reproducibility check (a fresh clone of HEAD)")
+    ver.add_argument("--data-only", action="store_true", help="skip the train/evaluate checks")
+    ver.add_argument(
+        "--rel-tol", type=float, default=1e-3, help="tolerance for model metrics vs committed ones"
+    )
+    ver.add_argument("--keep", action="store_true", help="keep the temporary clone")
+    ver.set_defaults(func=_cmd_verify)
     return p
 
 

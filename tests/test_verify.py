@@ -1,0 +1,65 @@
+"""`tunixrt verify` passes on a clean pipeline and fails, saying why, on each kind of drift."""
+
+import re
+from pathlib import Path
+
+import pytest
+from conftest import sh, tunixrt
+
+pytestmark = pytest.mark.e2e
+
+
+def committed_run(root: Path, message: str) -> None:
+    sh("dvc", "repro", cwd=root)
+    sh("git", "add", "-A", cwd=root)
+    sh("git", "commit", "-q", "-m", message, cwd=root)
+
+
+def verify(root: Path):
+    return tunixrt("verify", "--data-only", cwd=root, check=False)
+
+
+def test_verify_passes_then_catches_a_hand_edited_params_yaml(pipeline: Path) -> None:
+    committed_run(pipeline, "run")
+    ok = verify(pipeline)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "0 failed" in ok.stdout
+
+    params = pipeline / "params.yaml"
+    params.write_text(params.read_text().replace("seed: 0", "seed: 5", 1))
+    committed_run(pipeline, "hand edit")
+    bad = verify(pipeline)
+    assert bad.returncode == 1
+    assert "FAIL params.yaml equals conf/ composed" in bad.stdout
+    assert "seed: 5" in bad.stdout and "tunixrt compose" in bad.stdout
+
+
+def test_verify_catches_a_stage_that_writes_a_timestamp(pipeline: Path) -> None:
+    stage = pipeline / "tunixrt" / "ingest" / "stage.py"
+    code = stage.read_text()
+    patched = code.replace(
+        "    report = tally.report()\n",
+        "    report = tally.report()\n    import time\n    report['written_at'] = time.time_ns()\n",
+    )
+    assert patched != code
+    stage.write_text(patched)
+    committed_run(pipeline, "timestamped report")
+    bad = verify(pipeline)
+    assert bad.returncode == 1
+    assert "FAIL ingest: outs have the md5 the committed dvc.lock records" in bad.stdout
+    assert "data/traces/report.json" in bad.stdout
+    assert "FAIL data stages: a second run on this machine writes identical outs" in bad.stdout
+
+
+def test_verify_catches_a_stale_dvc_lock(pipeline: Path) -> None:
+    committed_run(pipeline, "run")
+    conf = pipeline / "conf" / "source" / "synthetic.yaml"
+    text = conf.read_text()
+    conf.write_text(re.sub(r"(?m)^n: \d+", "n: 321", text))
+    assert conf.read_text() != text
+    tunixrt("compose", cwd=pipeline)
+    sh("git", "commit", "-q", "-am", "new n, lock not refreshed", cwd=pipeline)
+    bad = verify(pipeline)
+    assert bad.returncode == 1
+    assert "FAIL ingest: committed dvc.lock is up to date" in bad.stdout
+    assert "params" in bad.stdout and "dvc repro" in bad.stdout

@@ -1,0 +1,204 @@
+"""`tunixrt verify` / `make verify`: the CI reproducibility check.
+
+1. params.yaml equals conf/ composed with no overrides.
+2. In a fresh clone of the committed HEAD: `dvc repro` from nothing, then `dvc status` is clean.
+3. Every data-stage out (ingest, dataset, export, manifest) has the md5 the committed dvc.lock
+   records, and the lock's deps and params match what the clone computed (else it is stale).
+4. The data stages, forced to run again in the clone, write the same bytes (no timestamps).
+5. Train and evaluate (unless --data-only): run again, their deterministic outs are identical; their
+   metrics agree with the committed ones within `--rel-tol` (XLA on another CPU may round
+   differently, so bytes are not compared across machines).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tunixrt.compose import PARAMS_FILE, write_params
+
+DATA_STAGES = ("ingest", "dataset", "export", "manifest")
+MODEL_STAGES = ("train", "evaluate")
+LOCK = "dvc.lock"
+
+
+@dataclass
+class Report:
+    failures: list[str] = field(default_factory=list)
+    passed: list[str] = field(default_factory=list)
+
+    def check(self, ok: bool, what: str, why: str = "") -> bool:
+        (self.passed if ok else self.failures).append(what if ok else f"{what}\n    {why}")
+        print(f"{'ok  ' if ok else 'FAIL'} {what}" + ("" if ok else f"\n     {why}"), flush=True)
+        return ok
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["DVC_NO_ANALYTICS"] = "1"
+    return env
+
+
+def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, cwd=cwd, env=_env(), capture_output=True, text=True)
+
+
+def _stages_in(lock: dict[str, Any], names: tuple[str, ...]) -> list[str]:
+    return [s for s in names if s in lock.get("stages", {})]
+
+
+def check_params(root: Path, report: Report) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        composed = write_params(root, (), Path(tmp) / PARAMS_FILE).read_text()
+    current_path = root / PARAMS_FILE
+    current = current_path.read_text() if current_path.is_file() else ""
+    diff = "\n     ".join(
+        list(
+            difflib.unified_diff(
+                composed.splitlines(),
+                current.splitlines(),
+                "conf/ composed",
+                PARAMS_FILE,
+                n=0,
+                lineterm="",
+            )
+        )[:20]
+    )
+    report.check(
+        composed == current,
+        "params.yaml equals conf/ composed with no overrides",
+        f"it differs:\n     {diff}\n     fix: put the change in conf/ and run `tunixrt compose`, "
+        "or undo the hand edit; then commit params.yaml",
+    )
+
+
+def _entries(stage: dict[str, Any], kind: str) -> dict[str, str | None]:
+    return {e["path"]: e.get("md5") for e in stage.get(kind, [])}
+
+
+def compare_locks(
+    committed: dict[str, Any], fresh: dict[str, Any], stages: list[str], report: Report
+) -> None:
+    for name in stages:
+        old, new = committed["stages"].get(name), fresh["stages"].get(name)
+        if old is None or new is None:
+            report.check(False, f"{name}: in dvc.lock", "stage missing from the committed lock")
+            continue
+        stale = [
+            f"dep {p}"
+            for p, md5 in _entries(new, "deps").items()
+            if _entries(old, "deps").get(p) != md5
+        ]
+        if old.get("params") != new.get("params"):
+            stale.append("params")
+        if old.get("cmd") != new.get("cmd"):
+            stale.append("cmd")
+        if not report.check(
+            not stale,
+            f"{name}: committed dvc.lock is up to date with its deps and params",
+            f"changed since the lock was written: {', '.join(stale)}\n"
+            "     fix: run `dvc repro` and commit dvc.lock (and params.yaml)",
+        ):
+            continue
+        outs_old, outs_new = _entries(old, "outs"), _entries(new, "outs")
+        differ = [p for p in outs_new if outs_old.get(p) != outs_new[p]]
+        report.check(
+            not differ,
+            f"{name}: outs have the md5 the committed dvc.lock records",
+            f"{', '.join(differ)} differ although deps and params are the same: the stage is not "
+            "reproducible (timestamps, absolute paths, unordered output?) or dvc.lock was "
+            "written by other code; fix the stage, then `dvc repro` and commit dvc.lock",
+        )
+
+
+def _out_md5s(lock: dict[str, Any], stages: list[str]) -> dict[str, str | None]:
+    return {p: m for s in stages for p, m in _entries(lock["stages"][s], "outs").items()}
+
+
+def check_repeat(clone: Path, stages: list[str], report: Report, label: str) -> None:
+    before = yaml.safe_load((clone / LOCK).read_text())
+    proc = _run(["dvc", "repro", "--force", "--no-run-cache", "--single-item", *stages], clone)
+    if not report.check(proc.returncode == 0, f"{label}: forced rerun", proc.stderr[-2000:]):
+        return
+    after = yaml.safe_load((clone / LOCK).read_text())
+    a, b = _out_md5s(before, stages), _out_md5s(after, stages)
+    differ = [p for p in b if a.get(p) != b[p]]
+    report.check(
+        not differ,
+        f"{label}: a second run on this machine writes identical outs",
+        f"{', '.join(differ)} changed between two runs with the same inputs: the stage writes "
+        "something run-dependent (a timestamp, a random value, an unordered dict/set)",
+    )
+
+
+def verify(
+    root: Path, *, data_only: bool = False, rel_tol: float = 1e-3, keep: bool = False
+) -> Report:
+    report = Report()
+    check_params(root, report)
+    dirty = _run(["git", "status", "--porcelain", "--untracked-files=no"], root).stdout.strip()
+    if dirty:
+        print(
+            "note: verify checks the committed HEAD; uncommitted changes are not included",
+            flush=True,
+        )
+    tmp = Path(tempfile.mkdtemp(prefix="tunixrt-verify-"))
+    clone = tmp / "clone"
+    try:
+        proc = _run(["git", "clone", "--quiet", str(root), str(clone)], tmp)
+        if not report.check(proc.returncode == 0, "fresh clone of HEAD", proc.stderr):
+            return report
+        committed = yaml.safe_load((clone / LOCK).read_text()) if (clone / LOCK).is_file() else None
+        if not report.check(
+            committed is not None, "dvc.lock is committed", "run `dvc repro`, commit dvc.lock"
+        ):
+            return report
+        declared = yaml.safe_load((clone / "dvc.yaml").read_text()).get("stages", {})
+        target = [s for s in DATA_STAGES if s in declared] if data_only else []
+        print(f"running `dvc repro {' '.join(target)}` in {clone} ...", flush=True)
+        proc = _run(["dvc", "repro", *target], clone)
+        if not report.check(
+            proc.returncode == 0,
+            "dvc repro from nothing in a fresh clone",
+            (proc.stdout + proc.stderr)[-3000:],
+        ):
+            return report
+        status = _run(["dvc", "status", "--json", *target], clone)
+        clean = status.returncode == 0 and status.stdout.strip() in ("{}", "")
+        report.check(
+            clean,
+            "dvc status is clean right after dvc repro",
+            f"dvc status says:\n{status.stdout[-2000:]}",
+        )
+        fresh = yaml.safe_load((clone / LOCK).read_text())
+        data = _stages_in(fresh, DATA_STAGES)
+        compare_locks(committed, fresh, data, report)
+        check_repeat(clone, data, report, "data stages")
+        model = [] if data_only else _stages_in(fresh, MODEL_STAGES)
+        if model:
+            from tunixrt.verify_model import check_model_stages
+
+            check_model_stages(root, clone, model, committed, report, rel_tol, _run)
+    finally:
+        if keep:
+            print(f"kept the clone at {clone}", flush=True)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return report
+
+
+def main(root: Path, *, data_only: bool, rel_tol: float, keep: bool) -> int:
+    report = verify(root, data_only=data_only, rel_tol=rel_tol, keep=keep)
+    n_ok, n_bad = len(report.passed), len(report.failures)
+    print(f"\nverify: {n_ok} checks passed, {n_bad} failed", flush=True)
+    return 1 if n_bad else 0
