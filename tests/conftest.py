@@ -14,6 +14,7 @@ BIN = Path(sys.executable).parent
 # What a pipeline checkout needs (the tracked files that make up the pipeline).
 PIPELINE_FILES = [
     "conf",
+    "dvc.lock",
     "dvc.yaml",
     "params.yaml",
     "stages",

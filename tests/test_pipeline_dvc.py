@@ -22,7 +22,7 @@ def test_repro_is_cached_and_exp_run_overrides(pipeline: Path) -> None:
     assert sh("dvc", "status", "--json", cwd=pipeline).stdout.strip() in ("{}", "")
 
     sh("git", "add", "-A", cwd=pipeline)
-    sh("git", "commit", "-q", "-m", "baseline run", cwd=pipeline)
+    sh("git", "commit", "-q", "--allow-empty", "-m", "baseline run", cwd=pipeline)
     sh("dvc", "exp", "run", "-n", "small", "-S", "source.n=500", cwd=pipeline)
     assert report(pipeline)["accepted"] == 500
 

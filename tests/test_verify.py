@@ -12,7 +12,7 @@ pytestmark = pytest.mark.e2e
 def committed_run(root: Path, message: str) -> None:
     sh("dvc", "repro", cwd=root)
     sh("git", "add", "-A", cwd=root)
-    sh("git", "commit", "-q", "-m", message, cwd=root)
+    sh("git", "commit", "-q", "--allow-empty", "-m", message, cwd=root)
 
 
 def verify(root: Path):
