@@ -28,6 +28,7 @@ STAGES: dict[str, StageSpec] = {
     for s in [
         StageSpec("ingest", ("source",), "tunixrt.ingest.stage:run"),
         StageSpec("dataset", ("dataset",), "tunixrt.dataset.stage:run"),
+        StageSpec("export", ("format",), "tunixrt.export.stage:run"),
     ]
 }
 
