@@ -73,3 +73,21 @@ def test_status_reports_versions_and_stale_stages(tmp_path: Path) -> None:
     assert "stale:" in human and "ingest" in human
     elsewhere = tunixrt("status", "--json", "--no-devices", cwd=tmp_path).stdout
     assert json.loads(elsewhere)["pipeline"] is None
+
+
+def test_manifest_values_out_of_range_exit_2_naming_the_key(tmp_path: Path) -> None:
+    root = make_pipeline(tmp_path / "p", git=False)
+    for stage in ("ingest", "dataset", "export"):
+        tunixrt("run", stage, "source.n=200", cwd=root)
+    tunixrt("run", "manifest", cwd=root)
+    cases = [
+        ("train.learning_rate=0", "train.learning_rate"),
+        ("train.batch_size=0", "train.batch_size"),
+        ("train.max_seq_length=64", "train.max_seq_length"),
+        ("+train.colour=red", "train.colour: unknown key"),
+        ("+model.colour=red", "model.colour: unknown key"),
+    ]
+    for override, needle in cases:
+        proc = tunixrt("run", "manifest", override, cwd=root, check=False)
+        assert proc.returncode == 2, (override, proc.stderr)
+        assert needle in proc.stderr and "Traceback" not in proc.stderr, (override, proc.stderr)

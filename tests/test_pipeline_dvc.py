@@ -34,3 +34,31 @@ def test_repro_is_cached_and_exp_run_overrides(pipeline: Path) -> None:
             metrics = data.get("metrics", {}).get("data/traces/report.json", {}).get("data", {})
             accepted[exp.get("name") or exp["rev"]] = metrics.get("accepted")
     assert 4000 in accepted.values() and accepted.get("small") == 500, accepted
+
+
+def out_md5s(root: Path) -> dict[str, str]:
+    import yaml
+
+    lock = yaml.safe_load((root / "dvc.lock").read_text())
+    return {o["path"]: o["md5"] for st in lock["stages"].values() for o in st.get("outs", [])}
+
+
+def test_exp_run_format_and_split_change_outputs_then_repro_is_a_no_op(pipeline: Path) -> None:
+    sh("dvc", "repro", cwd=pipeline)
+    base = out_md5s(pipeline)
+    sh("dvc", "exp", "run", "-S", "format=messages", cwd=pipeline)
+    msgs = out_md5s(pipeline)
+    assert msgs["data/export/train.jsonl"] != base["data/export/train.jsonl"]
+    assert msgs["data/dataset/train.jsonl"] == base["data/dataset/train.jsonl"]
+    assert "didn't change" in sh("dvc", "repro", cwd=pipeline).stdout
+    first = json.loads((pipeline / "data/export/train.jsonl").read_text().splitlines()[0])
+    assert [m["role"] for m in first["messages"]] == ["user", "assistant"]
+
+    sh("dvc", "exp", "run", "-S", "dataset.split.val=0.2", cwd=pipeline)
+    split = out_md5s(pipeline)
+    assert split["data/dataset/val.jsonl"] != base["data/dataset/val.jsonl"]
+    assert split["data/export/train.jsonl"] != base["data/export/train.jsonl"]
+    again = sh("dvc", "repro", cwd=pipeline).stdout
+    assert "Running stage" not in again and "didn't change" in again
+    manifest = json.loads((pipeline / "data/dataset/manifest.json").read_text())
+    assert manifest["params"]["split"]["val"] == 0.2

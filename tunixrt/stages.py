@@ -29,6 +29,9 @@ STAGES: dict[str, StageSpec] = {
         StageSpec("ingest", ("source",), "tunixrt.ingest.stage:run"),
         StageSpec("dataset", ("dataset",), "tunixrt.dataset.stage:run"),
         StageSpec("export", ("format",), "tunixrt.export.stage:run"),
+        StageSpec(
+            "manifest", ("model", "train", "runtime", "format"), "tunixrt.export.manifest:run"
+        ),  # reads only format.name and format.reasoning_style
     ]
 }
 

@@ -1,0 +1,100 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tunixrt.dataset.config import DatasetConfig
+from tunixrt.dataset.stage import build_dataset
+from tunixrt.errors import ConfigError
+from tunixrt.export.manifest import (
+    RUN_MANIFEST,
+    build_run_manifest,
+    dump_manifest,
+    load_run_manifest,
+    run,
+)
+from tunixrt.export.stage import export, parse_format
+from tunixrt.ingest.config import parse_source
+from tunixrt.ingest.stage import ingest
+
+MODEL = {"model_id": "tiny", "family": "gemma3", "preset": "tiny"}
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    r = tmp_path_factory.mktemp("m")
+    ingest(parse_source({"kind": "synthetic", "n": 200}), r)
+    build_dataset(DatasetConfig(name="arith"), r)
+    export(*parse_format({"name": "tunix_sft"}), r)
+    return r
+
+
+def params(**train) -> dict:
+    return {
+        "model": MODEL,
+        "train": train,
+        "runtime": {},
+        "format": {"name": "tunix_sft", "reasoning_style": "numbered"},
+    }
+
+
+def test_manifest_has_tunixrt_keys_and_lineage(root: Path) -> None:
+    run(params(), root)
+    data = yaml.safe_load((root / RUN_MANIFEST).read_text())
+    assert (data["version"], data["runner"], data["mode"]) == ("1.0", "tunix", "sft")
+    assert data["model"]["model_id"] == "tiny"
+    assert data["dataset"]["format"] == "tunix_sft"
+    assert data["dataset"]["path"] == "data/export/train.jsonl"
+    assert (
+        data["dataset"]["dataset_key"] == "arith-v1"
+        and len(data["dataset"]["content_sha256"]) == 64
+    )
+    t = data["training"]  # tunix-rt's defaults
+    assert (t["learning_rate"], t["weight_decay"], t["num_epochs"], t["batch_size"]) == (
+        2e-5,
+        0.01,
+        3,
+        8,
+    )
+    assert t["max_seq_length"] == 2048
+    assert data["output"]["output_dir"] == "runs/train"
+    assert data["model"]["tokenizer"]["kind"] == "byte" and data["runtime"]["mesh_shape"] == [1, 1]
+    assert data["seed"] == 0 and data["tunixrt_version"]
+    splits = data["dataset"]["splits"]
+    assert set(splits) == {"train", "val", "test"} and all(
+        len(s["sha256"]) == 64 for s in splits.values()
+    )
+    assert load_run_manifest(root).dataset.splits["train"].records == splits["train"]["records"]
+    first = (root / RUN_MANIFEST).read_bytes()
+    run(params(), root)
+    assert (root / RUN_MANIFEST).read_bytes() == first
+
+
+@pytest.mark.parametrize(
+    ("train", "key"),
+    [
+        ({"learning_rate": 0}, "train.learning_rate"),
+        ({"learning_rate": 1.5}, "train.learning_rate"),
+        ({"batch_size": 0}, "train.batch_size"),
+        ({"max_seq_length": 64}, "train.max_seq_length"),
+        ({"num_epochs": 101}, "train.num_epochs"),
+        ({"colour": "red"}, "train.colour: unknown key"),
+    ],
+)
+def test_out_of_range_values_name_the_key(root: Path, train: dict, key: str) -> None:
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        build_run_manifest(params(**train), root)
+
+
+def test_trace_format_is_refused_for_training(root: Path) -> None:
+    export(*parse_format({"name": "trace"}), root)
+    try:
+        with pytest.raises(ConfigError, match=r"format\.name"):
+            build_run_manifest({**params(), "format": {"name": "trace"}}, root)
+    finally:
+        export(*parse_format({"name": "tunix_sft"}), root)
+
+
+def test_dump_is_yaml_with_floats_that_read_back_as_floats(root: Path) -> None:
+    text = dump_manifest(build_run_manifest(params(learning_rate=3e-4), root)).decode()
+    assert yaml.safe_load(text)["training"]["learning_rate"] == 3e-4
