@@ -20,6 +20,7 @@ install: $(VENV)/.installed
 
 demo: install
 	$(BIN)/dvc repro
+	@cat runs/report.md
 
 test: install
 	$(BIN)/python -m pytest

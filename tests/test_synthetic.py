@@ -28,11 +28,17 @@ def test_worked_steps_are_correct(a: int, b: int) -> None:
 def test_carries_and_borrows_are_shown() -> None:
     steps, result, carries = solve_add(999, 1)
     assert result == 1000 and carries == 3
-    assert steps[0] == "ones: 9 + 1 = 10, write 0, carry 1"
-    assert steps[-1] == "thousands: carry 1, write 1"
+    assert steps[0] == "9+1=10, write 0, carry 1"
+    assert steps[-1] == "carry 1, write 1"
     steps, result, borrows = solve_sub(1000, 1)
     assert result == 999 and borrows == 3
-    assert steps[0] == "ones: 10 + 0 - 1 = 9, write 9, borrow 1"
+    assert steps == [
+        "10+0-1=9, write 9, borrow 1",
+        "10+0-1=9, write 9, borrow 1",
+        "10+0-1=9, write 9, borrow 1",
+        "1-1=0, write 0",
+    ]
+    assert solve_add(12, 3)[0] == ["2+3=5, write 5", "1=1, write 1"]
 
 
 @settings(max_examples=20, deadline=None)

@@ -109,6 +109,7 @@ class SplitFile(_Strict):
 class DatasetSection(_Strict):
     format: str
     reasoning_style: str
+    system_prompt: str | None = None
     path: str = Field(description="the training file, as tunix-rt named it")
     dataset_key: str
     content_sha256: str

@@ -31,7 +31,10 @@ STAGES: dict[str, StageSpec] = {
         StageSpec("export", ("format",), "tunixrt.export.stage:run"),
         StageSpec(
             "manifest", ("model", "train", "runtime", "format"), "tunixrt.export.manifest:run"
-        ),  # reads only format.name and format.reasoning_style
+        ),  # reads only format.name, format.reasoning_style and format.system_prompt
+        StageSpec("train", (), "tunixrt.train.stage:run"),  # reads the run manifest only
+        StageSpec("evaluate", ("eval",), "tunixrt.evaluate.stage:run"),
+        StageSpec("report", (), "tunixrt.report:run"),
     ]
 }
 

@@ -78,6 +78,7 @@ def build_run_manifest(params: Mapping[str, Any], root: Path) -> RunManifest:
         dataset=DatasetSection(
             format=str(fmt.get("name")),
             reasoning_style=str(fmt.get("reasoning_style")),
+            system_prompt=fmt.get("system_prompt"),
             path=splits["train"].path,
             dataset_key=ds["dataset_key"],
             content_sha256=ds["content_sha256"],

@@ -1,0 +1,55 @@
+"""The evaluate stage's pieces on real data and a real (untrained) tiny model."""
+
+from pathlib import Path
+
+import pytest
+from conftest import make_pipeline, tunixrt
+
+from tunixrt.evaluate.config import EvalConfig
+from tunixrt.evaluate.generate import load_model
+from tunixrt.evaluate.stage import (
+    collect_problems,
+    decode_budget,
+    generate_for,
+    metrics_of,
+    score_outputs,
+)
+from tunixrt.export.manifest import load_run_manifest
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    r = make_pipeline(tmp_path_factory.mktemp("ev") / "p", git=False)
+    for stage in ("ingest", "dataset", "export", "manifest"):
+        tunixrt("run", stage, "experiment=smoke", cwd=r)
+    return r
+
+
+def test_untrained_after_model_gives_delta_zero(root: Path) -> None:
+    manifest = load_run_manifest(root)
+    cfg = EvalConfig(max_problems=6, sets=["fixtures/tunix-rt/eval_v1.jsonl"], max_new_tokens=24)
+    problems, info = collect_problems(manifest, cfg, root)
+    assert info["test"]["n"] == 6 and info["fixtures/tunix-rt/eval_v1.jsonl"]["n"] >= 1
+    style = manifest.dataset.reasoning_style
+    rows = []
+    for name in ("before", "after"):  # "after" is the untrained model too
+        bundle = load_model(manifest, root, trained=False)
+        outputs = generate_for(bundle, problems, cfg, decode_budget(problems, bundle[1], cfg))
+        rows += score_outputs(problems, outputs, style, name)
+    m = metrics_of(rows, cfg.splits)
+    assert m["delta"] == 0 and m["before"] == m["after"]
+    assert m["before"]["n"] == 6 and m["before"]["exact_match"] <= 0.05
+    before = [r["generated"] for r in rows if r["model"] == "before"]
+    assert before == [r["generated"] for r in rows if r["model"] == "after"]
+
+
+def test_held_out_problem_seen_in_train_fails_the_stage(root: Path) -> None:
+    from tunixrt.errors import DataError
+
+    manifest = load_run_manifest(root)
+    splits = {**manifest.dataset.splits, "test": manifest.dataset.splits["train"]}
+    leaky = manifest.model_copy(
+        update={"dataset": manifest.dataset.model_copy(update={"splits": splits})}
+    )
+    with pytest.raises(DataError, match="share a prompt with train"):
+        collect_problems(leaky, EvalConfig(max_problems=3), root)

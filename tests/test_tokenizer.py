@@ -1,0 +1,99 @@
+import io
+from pathlib import Path
+
+import pytest
+
+from tunixrt.errors import ConfigError
+from tunixrt.run_manifest import TokenizerSection
+from tunixrt.train.tokenizer import (
+    END_OF_TURN,
+    START_OF_TURN,
+    ByteTokenizer,
+    SentencePieceTokenizer,
+    make_tokenizer,
+)
+
+TEXT = "<start_of_turn>user\nWhat is 27 × 19?<end_of_turn>\n<start_of_turn>model\nAnswer: 513"
+
+
+def test_byte_ids_and_turn_markers_are_single_ids() -> None:
+    tok = ByteTokenizer()
+    assert (tok.pad_id(), tok.bos_id(), tok.eos_id()) == (0, 1, 2)
+    assert tok.encode(START_OF_TURN) == [3]
+    assert tok.encode(END_OF_TURN) == [4]
+    ids = tok.encode(TEXT)
+    assert ids.count(3) == 2 and ids.count(4) == 1
+    assert ids[:6] == [3, *[b + 5 for b in b"user\n"]]
+    assert all(5 <= i < tok.vocab_size for i in ids if i not in (3, 4))
+    assert tok.vocab_size == 261
+    assert tok.decode(ids) == TEXT
+    assert tok.stop_ids() == [2, 4]
+
+
+def test_byte_decode_skips_control_and_out_of_vocab_ids() -> None:
+    tok = ByteTokenizer()
+    ids = [1, *tok.encode("héllo"), 2, 0, 263]
+    assert tok.decode(ids) == "héllo"
+    assert tok.encode("<bos>") == [b + 5 for b in b"<bos>"]  # only turn markers are special
+
+
+@pytest.fixture(scope="module")
+def sp_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small SentencePiece model laid out like Gemma's: pad 0, eos 1, bos 2, unk 3, the turn
+    markers as user-defined symbols, no dummy prefix (trained here; nothing is downloaded)."""
+    import sentencepiece as spm
+
+    lines = [
+        f"<start_of_turn>user\nWhat is {a} + {b}?<end_of_turn>\n<start_of_turn>model\n"
+        f"Answer: {a + b}<end_of_turn>"
+        for a in range(10, 60)
+        for b in range(7, 40, 3)
+    ]
+    buf = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(lines),
+        model_writer=buf,
+        vocab_size=400,
+        minloglevel=2,
+        model_type="bpe",
+        pad_id=0,
+        eos_id=1,
+        bos_id=2,
+        unk_id=3,
+        user_defined_symbols=[START_OF_TURN, END_OF_TURN],
+        add_dummy_prefix=False,
+        byte_fallback=True,
+        remove_extra_whitespaces=False,
+        normalization_rule_name="identity",
+    )
+    path = tmp_path_factory.mktemp("sp") / "tokenizer.model"
+    path.write_bytes(buf.getvalue())
+    return path
+
+
+def test_sentencepiece_keeps_turn_markers_as_their_own_ids(sp_model: Path) -> None:
+    import sentencepiece as spm
+
+    tok = make_tokenizer(TokenizerSection(kind="sentencepiece", path=str(sp_model)))
+    assert isinstance(tok, SentencePieceTokenizer)
+    raw = spm.SentencePieceProcessor(model_file=str(sp_model))
+    sot, eot = raw.piece_to_id(START_OF_TURN), raw.piece_to_id(END_OF_TURN)
+    ids = tok.encode(TEXT)
+    assert ids.count(sot) == 2 and ids.count(eot) == 1
+    assert tok.end_of_turn_id() == eot and tok.stop_ids() == [1, eot]
+    assert (tok.pad_id(), tok.eos_id(), tok.bos_id()) == (0, 1, 2)
+    assert bos_free(ids, tok)
+    # for a Gemma-like model, splitting at the markers equals encoding the whole string
+    assert ids == raw.encode(TEXT)
+    assert tok.decode([tok.bos_id(), *ids, tok.eos_id()]) == TEXT
+
+
+def bos_free(ids: list[int], tok: SentencePieceTokenizer) -> bool:
+    return tok.bos_id() not in ids and tok.eos_id() not in ids
+
+
+def test_sentencepiece_path_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no such file"):
+        make_tokenizer(TokenizerSection(kind="sentencepiece", path=str(tmp_path / "nope.model")))
+    with pytest.raises(ValueError, match=r"tokenizer.path is required"):
+        TokenizerSection(kind="sentencepiece")

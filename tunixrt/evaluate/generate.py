@@ -1,0 +1,158 @@
+"""Greedy decoding with a KV cache (Tunix's Sampler, with tunixrt's tokenizer), and the model
+before and after training, rebuilt from a run manifest and the train stage's checkpoints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tunixrt.errors import DataError
+from tunixrt.run_manifest import RunManifest
+from tunixrt.train import runtime
+
+if TYPE_CHECKING:
+    import jax
+    from flax import nnx
+
+    from tunixrt.train.tokenizer import Tokenizer
+
+PROMPT_BUCKET = 16  # prompt lengths are padded to a multiple of this: one compilation per bucket
+
+
+def _round_up(n: int, k: int) -> int:
+    return -(-n // k) * k
+
+
+class GreedyGenerator:
+    """Batched greedy completion of prompt strings; reusable (compiled once per shape)."""
+
+    def __init__(
+        self,
+        model: nnx.Module,
+        tokenizer: Tokenizer,
+        *,
+        max_new_tokens: int,
+        max_prompt_tokens: int = 256,
+        batch_size: int = 64,
+        mesh: jax.sharding.Mesh | None = None,
+    ) -> None:
+        from tunix.generate import sampler as sampler_lib
+
+        cfg = model.config
+        vocab = int(getattr(cfg, "num_embed", None) or cfg.vocab_size)
+        # rows a model has beyond the tokenizer's vocabulary (rounded-up size) are never picked
+        self.forbidden = list(range(tokenizer.vocab_size, vocab)) or None
+        self.tokenizer = tokenizer
+        self.max_new_tokens = max_new_tokens
+        self.max_prompt_tokens = _round_up(max_prompt_tokens, PROMPT_BUCKET)
+        self.batch_size = batch_size
+        self.mesh = mesh
+        self._sampler = sampler_lib.Sampler(
+            model,
+            tokenizer,
+            sampler_lib.CacheConfig(
+                cache_size=self.max_prompt_tokens + max_new_tokens,
+                num_layers=cfg.num_layers,
+                num_kv_heads=cfg.num_kv_heads,
+                head_dim=cfg.head_dim,
+            ),
+        )
+
+    def __call__(self, prompts: Sequence[str]) -> list[str]:
+        import contextlib
+
+        from tqdm import tqdm
+
+        if not prompts:
+            return []
+        longest = max(len(self.tokenizer.encode(p)) + 1 for p in prompts)
+        if longest > self.max_prompt_tokens:
+            raise DataError(
+                f"a prompt has {longest} tokens, more than max_prompt_tokens="
+                f"{self.max_prompt_tokens}"
+            )
+        prompt_len = _round_up(longest, PROMPT_BUCKET)
+        out: list[str] = []
+        ctx = runtime.use_mesh(self.mesh) if self.mesh is not None else contextlib.nullcontext()
+        starts = range(0, len(prompts), self.batch_size)
+        with ctx:
+            for i in tqdm(starts, desc="generate", unit="batch", disable=None):
+                batch = list(prompts[i : i + self.batch_size])
+                n = len(batch)
+                batch += [batch[-1]] * (self.batch_size - n)  # one shape, one compilation
+                result = self._sampler(
+                    batch,
+                    max_generation_steps=self.max_new_tokens,
+                    max_prompt_length=prompt_len,
+                    eos_tokens=self.tokenizer.stop_ids(),
+                    forbidden_tokens=self.forbidden,
+                    temperature=0.0,
+                )
+                out.extend(result.text[:n])
+        return out
+
+
+def greedy_generate(
+    model: nnx.Module,
+    tokenizer: Tokenizer,
+    prompts: Sequence[str],
+    *,
+    max_new_tokens: int,
+    batch_size: int = 64,
+    mesh: jax.sharding.Mesh | None = None,
+) -> list[str]:
+    """The greedy completion of each prompt (the text after it, without `<bos>` and without the
+    stop token: `<end_of_turn>` or EOS), at most `max_new_tokens` tokens."""
+    longest = max((len(tokenizer.encode(p)) + 1 for p in prompts), default=1)
+    gen = GreedyGenerator(
+        model,
+        tokenizer,
+        max_new_tokens=max_new_tokens,
+        max_prompt_tokens=longest,
+        batch_size=min(batch_size, max(len(prompts), 1)),
+        mesh=mesh,
+    )
+    return gen(prompts)
+
+
+def load_model(
+    manifest: RunManifest, root: Path, *, trained: bool = True, step: int | None = None
+) -> tuple[nnx.Module, Tokenizer, jax.sharding.Mesh]:
+    """The run's model: after training (the last checkpoint, or `step`), or before it (the same
+    random init or base weights the trainer started from; LoRA adapters start as a no-op).
+
+    With LoRA the checkpoint holds only the adapters; the base weights are rebuilt as training
+    built them.
+    """
+    runtime.configure_platform(manifest.runtime)
+    from tunix.sft.checkpoint_manager import CheckpointManager
+
+    from tunixrt.train.checkpoints import CHECKPOINTS
+    from tunixrt.train.model import apply_lora, build_model
+    from tunixrt.train.tokenizer import make_tokenizer
+
+    runtime.initialize_distributed(manifest.runtime)
+    mesh = runtime.make_mesh(manifest.runtime)
+    tokenizer = make_tokenizer(manifest.model.tokenizer, root)
+    model = build_model(manifest.model, tokenizer, mesh, seed=manifest.seed, root=root)
+    lora = manifest.training.lora
+    if lora.enabled:
+        model = apply_lora(model, lora, mesh, seed=manifest.seed + 1)
+    if trained:
+        directory = (root / manifest.output.output_dir / CHECKPOINTS).resolve()
+        mngr = CheckpointManager(str(directory))
+        try:
+            if mngr.latest_step() is None:
+                raise DataError(f"{directory}: no checkpoint; run the train stage first")
+            with runtime.use_mesh(mesh):
+                mngr.maybe_restore(model, None, step=step, restore_only_lora_params=lora.enabled)
+        finally:
+            mngr.close()
+    return model, tokenizer, mesh
+
+
+def max_new_tokens_for(completions: Sequence[str], tokenizer: Any, margin: int = 16) -> int:
+    """A decoding budget from reference completions: the longest one plus a margin."""
+    return max((len(tokenizer.encode(c)) for c in completions), default=0) + margin

@@ -1,0 +1,177 @@
+"""The evaluate stage: the model before and after training, on held-out problems.
+
+Headline metrics (`before`, `after`, `delta`) cover the export splits in `eval.splits` (the
+held-out test split by default); each eval-item file in `eval.sets` is scored under `by_set`.
+A held-out problem whose prompt is also in the training split fails the stage; an eval-set item
+seen in training is left out and counted.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from tunixrt.dataset.keys import prompt_key
+from tunixrt.errors import DataError
+from tunixrt.evaluate.config import EvalConfig
+from tunixrt.evaluate.problems import (
+    Problem,
+    eval_set_problems,
+    split_problems,
+    train_prompt_keys,
+)
+from tunixrt.evaluate.scoring import exact_match
+from tunixrt.export.manifest import load_run_manifest
+from tunixrt.formats import parse_answer
+from tunixrt.jsonio import atomic_writer, dumps_line, write_json
+from tunixrt.run_manifest import RunManifest
+from tunixrt.validation import validate_config
+
+OUT_DIR = Path("runs/eval")
+PREDICTIONS = OUT_DIR / "predictions.jsonl"
+METRICS = OUT_DIR / "metrics.json"
+MODELS = ("before", "after")
+
+
+def collect_problems(
+    manifest: RunManifest, cfg: EvalConfig, root: Path
+) -> tuple[list[Problem], dict[str, dict[str, int]]]:
+    seen = train_prompt_keys(manifest, root)
+    problems: list[Problem] = []
+    info: dict[str, dict[str, int]] = {}
+    for split in cfg.splits:
+        items = split_problems(manifest, root, split)[: cfg.max_problems]
+        if split != "train":
+            leaked = [p for p in items if prompt_key(p.prompt) in seen]
+            if leaked:
+                raise DataError(
+                    f"{len(leaked)} {split} problems share a prompt with train "
+                    f"(first: {leaked[0].id}); the dataset split must keep them apart"
+                )
+        problems += items
+        info[split] = {"n": len(items), "excluded_seen_in_train": 0}
+    for path in cfg.sets:
+        items = eval_set_problems(manifest, root, path)
+        kept = [p for p in items if prompt_key(p.prompt) not in seen][: cfg.max_problems]
+        problems += kept
+        info[path] = {"n": len(kept), "excluded_seen_in_train": len(items) - len(kept)}
+    return problems, info
+
+
+def _rate(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    n = len(rows)
+    return {"exact_match": round(sum(r["correct"] for r in rows) / n, 6) if n else 0.0, "n": n}
+
+
+def summarize(rows: Sequence[dict[str, Any]], headline_sets: Sequence[str]) -> dict[str, Any]:
+    """Metrics of one model's rows: headline over `headline_sets`, plus by category and set."""
+    head = [r for r in rows if r["set"] in headline_sets]
+    by_cat: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    by_set: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in head:
+        by_cat[r["category"]].append(r)
+    for r in rows:
+        by_set[r["set"]].append(r)
+    return {
+        **_rate(head),
+        "by_category": {k: _rate(v) for k, v in sorted(by_cat.items())},
+        "by_set": {k: _rate(v) for k, v in sorted(by_set.items())},
+    }
+
+
+def score_outputs(
+    problems: Sequence[Problem], outputs: Sequence[str], style: str, model: str
+) -> list[dict[str, Any]]:
+    rows = []
+    for p, text in zip(problems, outputs, strict=True):
+        parsed = parse_answer(style, text)
+        rows.append(
+            {
+                "set": p.set,
+                "id": p.id,
+                "model": model,
+                "category": p.category,
+                "prompt": p.prompt,
+                "expected": p.expected,
+                "generated": text,
+                "parsed": parsed,
+                "correct": exact_match(parsed, p.expected),
+            }
+        )
+    return rows
+
+
+def metrics_of(rows: Sequence[dict[str, Any]], headline_sets: Sequence[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        m: summarize([r for r in rows if r["model"] == m], headline_sets) for m in MODELS
+    }
+    out["delta"] = round(out["after"]["exact_match"] - out["before"]["exact_match"], 6)
+    return out
+
+
+def decode_budget(problems: Sequence[Problem], tokenizer: Any, cfg: EvalConfig) -> int:
+    if cfg.max_new_tokens is not None:
+        return cfg.max_new_tokens
+    from tunixrt.evaluate.generate import max_new_tokens_for
+
+    refs = [p.reference for p in problems if p.reference]
+    return max_new_tokens_for(refs, tokenizer) if refs else 128
+
+
+def generate_for(
+    bundle: tuple[Any, Any, Any], problems: Sequence[Problem], cfg: EvalConfig, max_new: int
+) -> list[str]:
+    from tunixrt.evaluate.generate import GreedyGenerator
+
+    model, tokenizer, mesh = bundle
+    longest = max(len(tokenizer.encode(p.prompt)) + 1 for p in problems)
+    gen = GreedyGenerator(
+        model,
+        tokenizer,
+        max_new_tokens=max_new,
+        max_prompt_tokens=longest,
+        batch_size=min(cfg.batch_size, len(problems)),
+        mesh=mesh,
+    )
+    return gen([p.prompt for p in problems])
+
+
+def evaluate(manifest: RunManifest, cfg: EvalConfig, root: Path) -> dict[str, Any]:
+    from tunixrt.evaluate.generate import load_model
+
+    for out in (PREDICTIONS, METRICS):
+        (root / out).unlink(missing_ok=True)
+    problems, info = collect_problems(manifest, cfg, root)
+    if not problems:
+        raise DataError("evaluate: no problems to evaluate (eval.splits / eval.sets are empty)")
+    rows: list[dict[str, Any]] = []
+    max_new = None
+    for model_name in MODELS:
+        bundle = load_model(manifest, root, trained=model_name == "after")
+        max_new = max_new or decode_budget(problems, bundle[1], cfg)
+        outputs = generate_for(bundle, problems, cfg, max_new)
+        rows += score_outputs(problems, outputs, manifest.dataset.reasoning_style, model_name)
+    rows.sort(key=lambda r: (r["set"], r["id"], MODELS.index(r["model"])))
+    metrics = metrics_of(rows, cfg.splits)
+    metrics["sets"] = info
+    metrics["max_new_tokens"] = max_new
+    with atomic_writer(root / PREDICTIONS) as fh:
+        for r in rows:
+            fh.write(dumps_line(r))
+    write_json(root / METRICS, metrics)
+    return metrics
+
+
+def run(params: Mapping[str, Any], root: Path) -> None:
+    cfg = validate_config(EvalConfig, params.get("eval"), "eval")
+    manifest = load_run_manifest(root)
+    m = evaluate(manifest, cfg, root)
+    b, a = m["before"], m["after"]
+    print(
+        f"evaluate: exact match on {a['n']} held-out problems: before {b['exact_match']:.1%}, "
+        f"after {a['exact_match']:.1%} (delta {m['delta']:+.1%}) -> {METRICS}",
+        file=sys.stderr,
+    )

@@ -1,0 +1,68 @@
+"""The report stage: one short summary of the run, printed at the end of `make demo`."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tunixrt.errors import DataError
+from tunixrt.jsonio import atomic_writer, read_json
+
+DATASET_MANIFEST = Path("data/dataset/manifest.json")
+RUN_MANIFEST = Path("data/export/run_manifest.yaml")
+TRAIN_METRICS = Path("runs/train/metrics.json")
+EVAL_METRICS = Path("runs/eval/metrics.json")
+REPORT = Path("runs/report.md")
+
+
+def _load(root: Path, path: Path) -> Any:
+    if not (root / path).is_file():
+        raise DataError(f"{path}: not found; run the pipeline (`dvc repro`) first")
+    if path.suffix == ".yaml":
+        return yaml.safe_load((root / path).read_text(encoding="utf-8"))
+    return read_json(root / path)
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def render_report(root: Path) -> str:
+    ds = _load(root, DATASET_MANIFEST)
+    rm = _load(root, RUN_MANIFEST)
+    tm = _load(root, TRAIN_METRICS)
+    em = _load(root, EVAL_METRICS)
+    c = ds["counts"]
+    before, after = em["before"], em["after"]
+    lines = [
+        "# tunixrt run report",
+        "",
+        f"- dataset: `{ds['dataset_key']}`: {c['total']} traces "
+        f"(train {c['train']}, val {c['val']}, test {c['test']})",
+        f"- format: `{rm['dataset']['format']}` ({rm['dataset']['reasoning_style']} reasoning)",
+        f"- model: `{rm['model']['model_id']}` ({rm['model']['family']} {rm['model']['preset']}, "
+        f"tokenizer {rm['model']['tokenizer']['kind']})",
+        f"- training: {tm['steps']} steps, loss {tm['loss_first']:.4f} -> {tm['loss_last']:.4f}",
+        f"- exact match on {after['n']} held-out problems: before {_pct(before['exact_match'])}, "
+        f"after {_pct(after['exact_match'])} (delta {100 * em['delta']:+.1f} points)",
+        "",
+        "Next:",
+        "",
+        "    dvc plots show                      # training curves -> dvc_plots/index.html",
+        "    dvc metrics show                    # all metrics of this workspace",
+        "    dvc exp run -S train.learning_rate=1e-3   # an experiment",
+        "    dvc exp show                        # compare experiments side by side",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def run(params: Mapping[str, Any], root: Path) -> None:
+    text = render_report(root)
+    with atomic_writer(root / REPORT) as fh:
+        fh.write(text.encode())
+    print(f"report: -> {REPORT}", file=sys.stderr)

@@ -1,0 +1,92 @@
+"""Export-shaped records from the built-in problem generator, and a run manifest around them.
+
+For tests, benchmarks and experiments that must not depend on the data stages: the records are
+what the export stage writes for the default `tunix_sft` format (prompt = the Gemma user turn
+plus the opening of the model turn, completion = `Reasoning:` steps, `Answer:`, `<end_of_turn>`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from tunixrt.ingest.synthetic import SyntheticParams, generate
+from tunixrt.jsonio import atomic_writer, dumps_line
+from tunixrt.run_manifest import (
+    DatasetSection,
+    ModelSection,
+    OutputSection,
+    RunManifest,
+    RuntimeSection,
+    SplitFile,
+    TrainingSection,
+)
+
+
+def render_tunix_sft(trace: dict[str, Any]) -> dict[str, Any]:
+    steps = "".join(f"{i}. {s['content']}\n" for i, s in enumerate(trace["steps"], start=1))
+    prompt = f"<start_of_turn>user\n{trace['prompt']}<end_of_turn>\n<start_of_turn>model\n"
+    completion = f"Reasoning:\n{steps}Answer: {trace['final_answer']}<end_of_turn>"
+    digest = hashlib.sha256(trace["prompt"].encode()).hexdigest()[:16]
+    return {
+        "id": digest,
+        "prompt": prompt,
+        "completion": completion,
+        "final_answer": trace["final_answer"],
+        "meta": trace["meta"],
+    }
+
+
+def synthetic_records(params: SyntheticParams) -> list[dict[str, Any]]:
+    return [render_tunix_sft(t) for t in generate(params)]
+
+
+def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> str:
+    h = hashlib.sha256()
+    with atomic_writer(path) as fh:
+        for r in records:
+            line = dumps_line(r)
+            h.update(line)
+            fh.write(line)
+    return h.hexdigest()
+
+
+def write_splits(
+    root: Path, splits: dict[str, list[dict[str, Any]]], folder: str = "data/export"
+) -> dict[str, SplitFile]:
+    out = {}
+    for name, records in splits.items():
+        rel = f"{folder}/{name}.jsonl"
+        sha = write_jsonl(root / rel, records)
+        out[name] = SplitFile(path=rel, sha256=sha, records=len(records))
+    return out
+
+
+def make_manifest(
+    splits: dict[str, SplitFile],
+    *,
+    model: ModelSection,
+    training: TrainingSection,
+    runtime: RuntimeSection | None = None,
+    output_dir: str = "runs/train",
+) -> RunManifest:
+    return RunManifest(
+        tunixrt_version="test",
+        seed=training.seed,
+        model=model,
+        dataset=DatasetSection(
+            format="tunix_sft",
+            reasoning_style="steps",
+            path=splits["train"].path,
+            dataset_key="synthetic",
+            content_sha256=hashlib.sha256(
+                "".join(s.sha256 for s in splits.values()).encode()
+            ).hexdigest(),
+            splits=splits,
+        ),
+        training=training,
+        runtime=runtime or RuntimeSection(),
+        output=OutputSection(output_dir=output_dir),
+    )

@@ -1,0 +1,15 @@
+"""The train stage: data/export/run_manifest.yaml (its single source of truth) -> runs/train/."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from tunixrt.export.manifest import load_run_manifest
+
+
+def run(params: Mapping[str, Any], root: Path) -> None:
+    from tunixrt.train.run import train
+
+    train(load_run_manifest(root), root)

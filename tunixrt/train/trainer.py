@@ -1,0 +1,171 @@
+"""Tunix's PeftTrainer, plus a per-step history that travels inside every checkpoint.
+
+Tunix logs a step's loss one step late (it overlaps the host with the next step) and saves a
+checkpoint before that loss is known. So that a resumed run knows the whole loss curve, the
+trainer writes the pending step's metrics out just before each checkpoint and puts the history
+into the checkpoint's custom metadata (`custom_checkpoint_metadata`, Tunix's hook for this).
+The only Tunix internals touched are `_write_train_metrics` (the flush) and
+`_restored_custom_metadata`; tests pin both to google-tunix 0.1.7.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from tunix.sft import hooks, peft_trainer
+from tunix.sft import utils as sft_utils
+
+StepRecord = dict[str, Any]
+
+
+class HistoryTrainer(peft_trainer.PeftTrainer):
+    def __init__(
+        self,
+        model: Any,
+        optimizer: Any,
+        training_config: peft_trainer.TrainingConfig,
+        *,
+        save_every: int,
+        fingerprint: str,
+    ) -> None:
+        self.history: list[StepRecord] = []  # deterministic: a function of data, config, seed
+        self.tokens_per_s: list[float] = []  # wall clock, kept apart from the history
+        self.eval_history: list[StepRecord] = []
+        self._save_every = save_every
+        self._fingerprint = fingerprint
+        self._flushed_at = -1
+        super().__init__(model, optimizer, training_config)
+        restored = self._restored_custom_metadata or {}
+        self.history = list(restored.get("history", []))[: self.train_steps]
+        self.tokens_per_s = list(restored.get("tokens_per_s", []))[: self.train_steps]
+        self.eval_history = [
+            e for e in restored.get("eval_history", []) if e["step"] < self.train_steps
+        ]
+
+    def _metadata(self) -> dict[str, Any]:
+        return {
+            "fingerprint": self._fingerprint,
+            "history": list(self.history),
+            "eval_history": list(self.eval_history),
+            "tokens_per_s": list(self.tokens_per_s),
+        }
+
+    def _flush(self) -> None:
+        """Write the pending step's metrics now (Tunix would wait for the next step)."""
+        if self._flushed_at != self.train_steps:
+            self._flushed_at = self.train_steps
+            self._write_train_metrics()
+
+    def custom_checkpoint_metadata(self) -> dict[str, Any]:
+        n = self.train_steps
+        # Tunix asks on every step; a save follows at interval steps and at the very first
+        # step of a fresh run (orbax's InitialSavePolicy).
+        if n > 0 and (n % self._save_every == 0 or n == 1):
+            self._flush()
+            return self._metadata()
+        return {}
+
+    def close(self) -> None:
+        n = self.train_steps
+        latest = self.checkpoint_manager.latest_step()
+        if n > 0 and (latest is None or latest < n):
+            self._flush()
+            self.checkpoint_manager.save(
+                n,
+                self.model,
+                self.optimizer,
+                save_only_lora_params=sft_utils.is_lora_enabled(self.model),
+                force=True,
+                custom_metadata=self._metadata(),
+            )
+        super().close()
+
+
+class LatestScalars:
+    """A Tunix metrics backend (`MetricsLoggerOptions.backend_kwargs["custom_backend"]`) that
+    keeps the last value of every scalar Tunix logs, e.g. `/train/grad_norm`, `/eval/loss`."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, float] = {}
+
+    def log_scalar(self, event: str, value: Any, **kwargs: Any) -> None:
+        self.values[event] = float(np.asarray(value))
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class StepLogger(hooks.TrainingHooks):
+    """Turns Tunix's per-step callbacks into history records and hands them to `sink`."""
+
+    trainer_prefix: str
+    scalars: LatestScalars
+    learning_rate: Callable[[int], float]
+    step_counts: Callable[[int], tuple[int, int, int]]  # step -> (tokens, loss tokens, slots)
+    sink: Callable[[StepRecord, float], None]  # a step's record and its tokens/s
+    eval_sink: Callable[[StepRecord], None]
+    total_steps: int
+    report_every: int
+    window: int = 10  # tokens/s is measured over this many steps
+    _times: list[tuple[float, int]] = field(default_factory=list)
+    started_at: float = field(default=0.0)
+    first_step_done_at: float | None = field(default=None)
+    steps_run: int = field(default=0)
+
+    def on_train_start(self, train_ctx: Any) -> None:
+        self.started_at = time.perf_counter()
+        self._times = [(self.started_at, 0)]
+
+    def on_train_end(self, train_ctx: Any) -> None:
+        pass
+
+    def on_train_step_start(self, train_ctx: Any) -> None:
+        pass
+
+    def on_train_step_end(self, train_ctx: Any, train_step: int, train_loss: float) -> None:
+        now = time.perf_counter()
+        if self.first_step_done_at is None:
+            self.first_step_done_at = now
+        self.steps_run += 1
+        grad_norm = self.scalars.values.get(f"{self.trainer_prefix}/train/grad_norm", np.nan)
+        tokens, loss_tokens, slots = self.step_counts(train_step)
+        self._times.append((now, tokens))
+        del self._times[: -self.window - 1]
+        seconds = now - self._times[0][0]
+        window_tokens = sum(n for _, n in self._times[1:])
+        record = {
+            "step": int(train_step),
+            "loss": float(np.asarray(train_loss)),
+            "learning_rate": float(self.learning_rate(train_step - 1)),
+            "grad_norm": float(np.asarray(grad_norm)),
+            "tokens": tokens,
+            "loss_tokens": loss_tokens,
+            "slots": slots,
+            "padding_fraction": 1.0 - tokens / slots,
+        }
+        rate = window_tokens / seconds if seconds > 0 else 0.0
+        train_ctx.history.append(record)
+        train_ctx.tokens_per_s.append(rate)
+        self.sink(record, rate)
+        if train_step % self.report_every == 0 or train_step == self.total_steps:
+            print(
+                f"train: step {train_step}/{self.total_steps} loss {record['loss']:.4f} "
+                f"lr {record['learning_rate']:.2e} {rate:.0f} tokens/s",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    def on_eval_step_start(self, train_ctx: Any) -> None:
+        pass
+
+    def on_eval_step_end(self, train_ctx: Any, eval_loss: float) -> None:
+        loss = self.scalars.values.get(f"{self.trainer_prefix}/eval/loss", np.nan)
+        record = {"step": int(train_ctx.train_steps), "loss": float(np.asarray(loss))}
+        train_ctx.eval_history.append(record)
+        self.eval_sink(record)
