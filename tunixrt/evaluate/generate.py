@@ -130,11 +130,12 @@ def load_model(
     from tunix.sft.checkpoint_manager import CheckpointManager
 
     from tunixrt.train.checkpoints import CHECKPOINTS
-    from tunixrt.train.model import apply_lora, build_model
+    from tunixrt.train.model import apply_lora, build_model, checkpoint_dir
     from tunixrt.train.tokenizer import make_tokenizer
 
     runtime.initialize_distributed(manifest.runtime)
     mesh = runtime.make_mesh(manifest.runtime)
+    checkpoint_dir(manifest.model, root)
     tokenizer = make_tokenizer(manifest.model.tokenizer, root)
     model = build_model(manifest.model, tokenizer, mesh, seed=manifest.seed, root=root)
     lora = manifest.training.lora

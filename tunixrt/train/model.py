@@ -17,6 +17,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from tunixrt.errors import ConfigError
@@ -52,13 +53,13 @@ FAMILIES: dict[str, Family] = {
         model_class="Gemma3",
         vocab_field="num_embed",
         safetensors_loader="tunix.models.gemma3.params_safetensors",
-        tiny={
-            "num_layers": 4,
+        tiny={  # conf/model/tiny_gemma3.yaml's
+            "num_layers": 3,
             "embed_dim": 128,
-            "hidden_dim": 512,
+            "hidden_dim": 256,
             "num_heads": 4,
             "head_dim": 32,
-            "num_kv_heads": 1,
+            "num_kv_heads": 4,
             "sliding_window_size": 512,
         },
         has_param_dtype=True,
@@ -204,10 +205,25 @@ def checkpoint_dir(section: ModelSection, root: Path) -> Path | None:
     return path
 
 
+def _revive_zero_kernels(model: nnx.Module, seed: int) -> None:
+    """Tunix's models start their MLP kernels at zero (real weights overwrite them). From random
+    init that MLP would never train: with gate, up and down all zero every gradient through it is
+    zero. Such all-zero matrices get normal(0, 1/sqrt(fan_in)) instead; 1-D params (norm scales,
+    biases) keep their init."""
+    key = jax.random.key(seed)
+    params = [v for _, v in nnx.iter_graph(model) if isinstance(v, nnx.Param) and v.ndim >= 2]
+    for i, var in enumerate(params):
+        value = var.get_value()
+        fresh = jax.random.normal(jax.random.fold_in(key, i), value.shape, value.dtype)
+        fresh = fresh * (1.0 / np.sqrt(value.shape[0])).astype(value.dtype)
+        var.set_value(jnp.where(jnp.any(value != 0), value, fresh))
+
+
 def _random_model(cls: Any, config: Any, seed: int, mesh: jax.sharding.Mesh) -> nnx.Module:
     @nnx.jit
     def create() -> nnx.Module:
         model = cls(config, rngs=nnx.Rngs(seed))
+        _revive_zero_kernels(model, seed)
         state = nnx.state(model)
         nnx.update(model, jax.lax.with_sharding_constraint(state, nnx.get_partition_spec(state)))
         return model

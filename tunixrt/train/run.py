@@ -47,7 +47,7 @@ def train(manifest: RunManifest, root: Path) -> dict[str, Any]:
     from tunixrt.train.batches import BatchStream, plan_batches
     from tunixrt.train.examples import encode_records, read_export
     from tunixrt.train.inputs import make_model_input_fn
-    from tunixrt.train.model import apply_lora, build_model
+    from tunixrt.train.model import apply_lora, build_model, checkpoint_dir
     from tunixrt.train.optimizer import make_optimizer, make_schedule
     from tunixrt.train.report import LiveSeries, training_metrics, write_reports
     from tunixrt.train.tokenizer import make_tokenizer
@@ -62,6 +62,7 @@ def train(manifest: RunManifest, root: Path) -> dict[str, Any]:
             f"train.batch_size: {t.batch_size} must be a multiple of the mesh's fsdp size "
             f"({data_axis_size}) and of the number of processes ({jax.process_count()})"
         )
+    checkpoint_dir(manifest.model, root)  # a missing checkpoint is the first thing to report
     tokenizer = make_tokenizer(manifest.model.tokenizer, root)
     out_dir = root / manifest.output.output_dir
     is_main = jax.process_index() == 0

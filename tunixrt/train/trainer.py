@@ -5,7 +5,8 @@ checkpoint before that loss is known. So that a resumed run knows the whole loss
 trainer writes the pending step's metrics out just before each checkpoint and puts the history
 into the checkpoint's custom metadata (`custom_checkpoint_metadata`, Tunix's hook for this).
 The only Tunix internals touched are `_write_train_metrics` (the flush) and
-`_restored_custom_metadata`; tests pin both to google-tunix 0.1.7.
+`_restored_custom_metadata` (google-tunix 0.1.7); if either changes, `train` fails loudly
+because the history no longer covers every step (tests/test_train_run.py).
 """
 
 from __future__ import annotations

@@ -1,0 +1,99 @@
+"""`make verify` for the train and evaluate stages.
+
+Training is deterministic on one machine (same seed, same XLA build, same CPU): a second run
+must write the same metrics.json, predictions.jsonl and checkpoint weights. Across machines XLA
+may round differently, so the committed metrics are compared with a tolerance instead of bytes:
+floats agree when math.isclose(fresh, committed, rel_tol=rel_tol, abs_tol=ABS_TOL), i.e. within
+`--rel-tol` (default 1e-3) or 0.01 absolute (one problem in a hundred for exact-match rates).
+Orbax's `_CHECKPOINT_METADATA` files hold wall-clock timestamps and are left out of the check.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+METRICS = ("runs/train/metrics.json", "runs/eval/metrics.json")
+SAME_BYTES = (*METRICS, "runs/eval/predictions.jsonl")
+CHECKPOINTS = "runs/train/checkpoints"
+TIMESTAMPED = {"_CHECKPOINT_METADATA"}
+ABS_TOL = 0.01
+
+
+def _mismatches(fresh: Any, old: Any, rel_tol: float, path: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(fresh, dict):
+        out = [f"{path}.{k}: missing" for k in old if k not in fresh]
+        for k in old:
+            if k in fresh:
+                out += _mismatches(fresh[k], old[k], rel_tol, f"{path}.{k}")
+        return out
+    if isinstance(old, float | int) and isinstance(fresh, float | int):
+        ok = math.isclose(fresh, old, rel_tol=rel_tol, abs_tol=ABS_TOL)
+        return [] if ok else [f"{path}: {fresh} vs committed {old}"]
+    return [] if fresh == old else [f"{path}: {fresh!r} vs committed {old!r}"]
+
+
+def checkpoint_digest(directory: Path) -> dict[str, str]:
+    """sha256 of every checkpoint file except the timestamped metadata."""
+    out = {}
+    for p in sorted(directory.rglob("*")):
+        if p.is_file() and p.name not in TIMESTAMPED:
+            out[p.relative_to(directory).as_posix()] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def _snapshot(clone: Path) -> dict[str, Any]:
+    files = {f: (clone / f).read_bytes() for f in SAME_BYTES if (clone / f).is_file()}
+    return {"files": files, "ckpt": checkpoint_digest(clone / CHECKPOINTS)}
+
+
+def check_model_stages(
+    root: Path,
+    clone: Path,
+    stages: list[str],
+    committed_lock: dict[str, Any],
+    report: Any,
+    rel_tol: float,
+    run: Callable[[list[str], Path], Any],
+) -> None:
+    for rel in METRICS:
+        old = run(["git", "show", f"HEAD:{rel}"], clone)
+        if not report.check(
+            old.returncode == 0,
+            f"{rel} is committed",
+            "run `dvc repro` and commit the metrics files",
+        ):
+            continue
+        bad = _mismatches(
+            orjson.loads((clone / rel).read_bytes()), orjson.loads(old.stdout), rel_tol
+        )
+        report.check(
+            not bad,
+            f"{rel}: agrees with the committed one (rel_tol {rel_tol}, abs_tol {ABS_TOL})",
+            "\n     ".join(bad[:10]) + "\n     fix: `dvc repro` and commit, or find the "
+            "nondeterminism",
+        )
+    first = _snapshot(clone)
+    shutil.rmtree(clone / CHECKPOINTS, ignore_errors=True)  # else the rerun resumes at the end
+    proc = run(["dvc", "repro", "--force", "--single-item", *stages], clone)
+    if not report.check(proc.returncode == 0, "train/evaluate: second run", proc.stderr[-2000:]):
+        return
+    second = _snapshot(clone)
+    differ = [f for f in first["files"] if first["files"][f] != second["files"].get(f)]
+    report.check(
+        not differ,
+        "train/evaluate: a second run writes identical metrics and predictions",
+        f"{', '.join(differ)} changed between two runs",
+    )
+    ck = [f for f in first["ckpt"] if first["ckpt"][f] != second["ckpt"].get(f)]
+    report.check(
+        bool(first["ckpt"]) and not ck and first["ckpt"].keys() == second["ckpt"].keys(),
+        "train: a second run writes identical checkpoint weights",
+        f"{len(ck)} checkpoint files differ, e.g. {ck[:3]}",
+    )
