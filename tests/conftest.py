@@ -14,7 +14,6 @@ BIN = Path(sys.executable).parent
 # What a pipeline checkout needs (the tracked files that make up the pipeline).
 PIPELINE_FILES = [
     "conf",
-    "dvc.lock",
     "dvc.yaml",
     "params.yaml",
     "stages",
@@ -53,8 +52,12 @@ def tunixrt(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedPr
     return sh(str(BIN / "tunixrt"), *args, cwd=cwd, check=check)
 
 
-def make_pipeline(dest: Path, *, git: bool = True) -> Path:
-    """A copy of this repository's pipeline, as a fresh git repo with one commit."""
+def make_pipeline(dest: Path, *, git: bool = True, smoke: bool = True) -> Path:
+    """A copy of this repository's pipeline, as a fresh git repo with one commit.
+
+    With `smoke` the copy's conf/ selects `experiment: smoke` by default (a sample of 300
+    traces, a few training steps), so every `dvc repro`/`dvc exp run` in it stays quick.
+    """
     dest.mkdir(parents=True, exist_ok=True)
     for rel in PIPELINE_FILES:
         src = REPO / rel
@@ -63,6 +66,10 @@ def make_pipeline(dest: Path, *, git: bool = True) -> Path:
         elif src.exists():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dest / rel)
+    if smoke:
+        conf = dest / "conf" / "config.yaml"
+        conf.write_text(conf.read_text().replace("- experiment: null", "- experiment: smoke"))
+        tunixrt("compose", cwd=dest)
     if git:
         sh("git", "init", "-q", "-b", "main", cwd=dest)
         sh("git", "add", "-A", cwd=dest)

@@ -1,4 +1,4 @@
-"""The real pipeline through DVC, in a temporary git clone of this repository's pipeline."""
+"""The data stages through DVC (target `manifest`), in a temporary clone of the pipeline."""
 
 import json
 from pathlib import Path
@@ -15,15 +15,15 @@ def report(root: Path) -> dict:
 
 
 def test_repro_is_cached_and_exp_run_overrides(pipeline: Path) -> None:
-    sh("dvc", "repro", cwd=pipeline)
+    sh("dvc", "repro", "manifest", cwd=pipeline)
     assert report(pipeline)["accepted"] == 4000
-    again = sh("dvc", "repro", cwd=pipeline)
+    again = sh("dvc", "repro", "manifest", cwd=pipeline)
     assert "didn't change" in again.stdout and "Running stage" not in again.stdout
-    assert sh("dvc", "status", "--json", cwd=pipeline).stdout.strip() in ("{}", "")
+    assert sh("dvc", "status", "--json", "manifest", cwd=pipeline).stdout.strip() in ("{}", "")
 
     sh("git", "add", "-A", cwd=pipeline)
     sh("git", "commit", "-q", "--allow-empty", "-m", "baseline run", cwd=pipeline)
-    sh("dvc", "exp", "run", "-n", "small", "-S", "source.n=500", cwd=pipeline)
+    sh("dvc", "exp", "run", "manifest", "-n", "small", "-S", "source.n=500", cwd=pipeline)
     assert report(pipeline)["accepted"] == 500
 
     shown = json.loads(sh("dvc", "exp", "show", "--json", cwd=pipeline).stdout)
@@ -44,21 +44,21 @@ def out_md5s(root: Path) -> dict[str, str]:
 
 
 def test_exp_run_format_and_split_change_outputs_then_repro_is_a_no_op(pipeline: Path) -> None:
-    sh("dvc", "repro", cwd=pipeline)
+    sh("dvc", "repro", "manifest", cwd=pipeline)
     base = out_md5s(pipeline)
-    sh("dvc", "exp", "run", "-S", "format=messages", cwd=pipeline)
+    sh("dvc", "exp", "run", "manifest", "-S", "format=messages", cwd=pipeline)
     msgs = out_md5s(pipeline)
     assert msgs["data/export/train.jsonl"] != base["data/export/train.jsonl"]
     assert msgs["data/dataset/train.jsonl"] == base["data/dataset/train.jsonl"]
-    assert "didn't change" in sh("dvc", "repro", cwd=pipeline).stdout
+    assert "didn't change" in sh("dvc", "repro", "manifest", cwd=pipeline).stdout
     first = json.loads((pipeline / "data/export/train.jsonl").read_text().splitlines()[0])
     assert [m["role"] for m in first["messages"]] == ["user", "assistant"]
 
-    sh("dvc", "exp", "run", "-S", "dataset.split.val=0.2", cwd=pipeline)
+    sh("dvc", "exp", "run", "manifest", "-S", "dataset.split.val=0.2", cwd=pipeline)
     split = out_md5s(pipeline)
     assert split["data/dataset/val.jsonl"] != base["data/dataset/val.jsonl"]
     assert split["data/export/train.jsonl"] != base["data/export/train.jsonl"]
-    again = sh("dvc", "repro", cwd=pipeline).stdout
+    again = sh("dvc", "repro", "manifest", cwd=pipeline).stdout
     assert "Running stage" not in again and "didn't change" in again
     manifest = json.loads((pipeline / "data/dataset/manifest.json").read_text())
     assert manifest["params"]["split"]["val"] == 0.2

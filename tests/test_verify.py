@@ -10,7 +10,7 @@ pytestmark = pytest.mark.e2e
 
 
 def committed_run(root: Path, message: str) -> None:
-    sh("dvc", "repro", cwd=root)
+    sh("dvc", "repro", "manifest", cwd=root)  # the data stages: --data-only checks no more
     sh("git", "add", "-A", cwd=root)
     sh("git", "commit", "-q", "--allow-empty", "-m", message, cwd=root)
 
@@ -53,13 +53,13 @@ def test_verify_catches_a_stage_that_writes_a_timestamp(pipeline: Path) -> None:
 
 def test_verify_catches_a_stale_dvc_lock(pipeline: Path) -> None:
     committed_run(pipeline, "run")
-    conf = pipeline / "conf" / "source" / "synthetic.yaml"
+    conf = pipeline / "conf" / "dataset" / "default.yaml"
     text = conf.read_text()
-    conf.write_text(re.sub(r"(?m)^n: \d+", "n: 321", text))
+    conf.write_text(re.sub(r"(?m)^seed: \d+", "seed: 321", text))
     assert conf.read_text() != text
     tunixrt("compose", cwd=pipeline)
     sh("git", "commit", "-q", "-am", "new n, lock not refreshed", cwd=pipeline)
     bad = verify(pipeline)
     assert bad.returncode == 1
-    assert "FAIL ingest: committed dvc.lock is up to date" in bad.stdout
+    assert "FAIL dataset: committed dvc.lock is up to date" in bad.stdout
     assert "params" in bad.stdout and "dvc repro" in bad.stdout
