@@ -70,21 +70,26 @@ def test_packing_changes_no_examples_loss(tiny_model) -> None:
     rows = pack_rows([len(e.tokens) for e in ex], range(n), max_len)
     assert any(len(r) > 1 for r in rows)
 
+    @nnx.jit
+    def evaluate(m, x: peft_trainer.TrainingInput):
+        nll = token_nll(m, x, BOS, PAD)
+        # Tunix's own loss and its gradient, as a training step takes them
+        loss, grads = nnx.value_and_grad(peft_trainer._default_loss_fn)(
+            m, **model_inputs(x, BOS, PAD)
+        )
+        return nll, loss, grads
+
     def per_example(rows_: list[list[int]]) -> tuple[np.ndarray, float, list[np.ndarray]]:
         tokens, mask = assemble(rows_, ex, max_len, PAD)
         x = peft_trainer.TrainingInput(input_tokens=jnp.asarray(tokens), input_mask=mask)
         with use_mesh(mesh):
-            nll = np.asarray(token_nll(model, x, BOS, PAD))
-            # Tunix's own loss and its gradient, as a training step takes them
-            loss, grads = nnx.value_and_grad(peft_trainer._default_loss_fn)(
-                model, **model_inputs(x, BOS, PAD)
-            )
+            nll, loss, grads = evaluate(model, x)
         sums = np.zeros(n)
         for r, row in enumerate(rows_):
             at = 0
             for i in row:
                 # nll[r, t] scores token t+1: example i's own targets are at+1 .. at+len-1
-                sums[i] = nll[r, at : at + len(ex[i].tokens) - 1].sum()
+                sums[i] = np.asarray(nll)[r, at : at + len(ex[i].tokens) - 1].sum()
                 at += len(ex[i].tokens)
         return sums, float(loss), [np.asarray(g) for g in jax.tree.leaves(grads)]
 

@@ -206,13 +206,18 @@ def checkpoint_dir(section: ModelSection, root: Path) -> Path | None:
 
 
 def _revive_zero_kernels(model: nnx.Module, seed: int) -> None:
-    """Tunix's models start their MLP kernels at zero (real weights overwrite them). From random
-    init that MLP would never train: with gate, up and down all zero every gradient through it is
-    zero. Such all-zero matrices get normal(0, 1/sqrt(fan_in)) instead; 1-D params (norm scales,
-    biases) keep their init."""
+    """Tunix's models start every MLP kernel at zero (real weights overwrite them); from random
+    init such an MLP never trains, as every gradient through it is zero. The all-zero matrices
+    that feed the MLP (gate, up) get normal(0, 1/sqrt(fan_in)); `down_proj` stays zero, so each
+    MLP starts as a no-op on the residual stream (like a zero-initialized residual branch) and
+    comes alive from the first step. 1-D params (norm scales, biases) keep their init."""
     key = jax.random.key(seed)
-    params = [v for _, v in nnx.iter_graph(model) if isinstance(v, nnx.Param) and v.ndim >= 2]
-    for i, var in enumerate(params):
+    params = [
+        (path, v)
+        for path, v in nnx.iter_graph(model)
+        if isinstance(v, nnx.Param) and v.ndim >= 2 and "down_proj" not in map(str, path)
+    ]
+    for i, (_, var) in enumerate(params):
         value = var.get_value()
         fresh = jax.random.normal(jax.random.fold_in(key, i), value.shape, value.dtype)
         fresh = fresh * (1.0 / np.sqrt(value.shape[0])).astype(value.dtype)
