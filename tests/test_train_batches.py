@@ -5,7 +5,7 @@ from tunixrt.errors import ConfigError
 from tunixrt.ingest.synthetic import SyntheticParams
 from tunixrt.train.batches import BatchStream, assemble, epoch_order, pack_rows, plan_batches
 from tunixrt.train.examples import encode_example, encode_records
-from tunixrt.train.sample_data import render_tunix_sft, synthetic_records
+from tunixrt.train.sample_data import synthetic_records
 from tunixrt.train.tokenizer import ByteTokenizer
 
 TOK = ByteTokenizer()
@@ -115,13 +115,3 @@ def test_stream_is_reiterable_and_splits_batches_across_processes() -> None:
     tokens, loss = whole.counts(0)
     assert tokens == int((first[0] != 0).sum())
     assert loss == int(next(iter(whole)).input_mask.sum())
-
-
-def test_sample_records_are_what_the_export_stage_writes() -> None:
-    from tunixrt.formats import FormatSpec, render_record
-    from tunixrt.ingest.synthetic import generate
-
-    for trace in generate(SyntheticParams(n=20, seed=2)):
-        ours = render_tunix_sft(trace)
-        theirs = render_record({**trace, "id": ours["id"]}, FormatSpec(name="tunix_sft"))
-        assert (ours["prompt"], ours["completion"]) == (theirs["prompt"], theirs["completion"])

@@ -5,7 +5,8 @@ must write the same metrics.json, predictions.jsonl and checkpoint weights. Acro
 may round differently, so the committed metrics are compared with a tolerance instead of bytes:
 floats agree when math.isclose(fresh, committed, rel_tol=rel_tol, abs_tol=ABS_TOL), i.e. within
 `--rel-tol` (default 1e-3) or 0.01 absolute (one problem in a hundred for exact-match rates).
-Orbax's `_CHECKPOINT_METADATA` files hold wall-clock timestamps and are left out of the check.
+Checkpoints are compared by their restored arrays, not their files: orbax's OCDBT data files get
+random names, `commit_success.txt` holds an absolute path and `_CHECKPOINT_METADATA` a timestamp.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ import orjson
 METRICS = ("runs/train/metrics.json", "runs/eval/metrics.json")
 SAME_BYTES = (*METRICS, "runs/eval/predictions.jsonl")
 CHECKPOINTS = "runs/train/checkpoints"
-TIMESTAMPED = {"_CHECKPOINT_METADATA"}
 ABS_TOL = 0.01
 
 
@@ -40,11 +40,25 @@ def _mismatches(fresh: Any, old: Any, rel_tol: float, path: str = "") -> list[st
 
 
 def checkpoint_digest(directory: Path) -> dict[str, str]:
-    """sha256 of every checkpoint file except the timestamped metadata."""
+    """sha256 of every array (path, dtype, shape, bytes) in each `<step>/<item>` checkpoint."""
+    import jax
+    import numpy as np
+    import orbax.checkpoint as ocp
+
+    checkpointer = ocp.PyTreeCheckpointer()
     out = {}
-    for p in sorted(directory.rglob("*")):
-        if p.is_file() and p.name not in TIMESTAMPED:
-            out[p.relative_to(directory).as_posix()] = hashlib.sha256(p.read_bytes()).hexdigest()
+    steps = [p for p in directory.iterdir() if p.name.isdigit()] if directory.is_dir() else []
+    for step in sorted(steps, key=lambda p: int(p.name)):
+        for item in sorted(p for p in step.iterdir() if (p / "_METADATA").is_file()):
+            tree = checkpointer.metadata(item.resolve()).item_metadata.tree
+            args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
+            restored = checkpointer.restore(item.resolve(), restore_args=args)
+            h = hashlib.sha256()
+            for path, leaf in jax.tree_util.tree_flatten_with_path(restored)[0]:
+                array = np.asarray(leaf)
+                h.update(f"{jax.tree_util.keystr(path)} {array.dtype} {array.shape}".encode())
+                h.update(array.tobytes())
+            out[f"{step.name}/{item.name}"] = h.hexdigest()
     return out
 
 
@@ -95,5 +109,6 @@ def check_model_stages(
     report.check(
         bool(first["ckpt"]) and not ck and first["ckpt"].keys() == second["ckpt"].keys(),
         "train: a second run writes identical checkpoint weights",
-        f"{len(ck)} checkpoint files differ, e.g. {ck[:3]}",
+        f"{len(ck)} checkpoints hold different arrays, e.g. {ck[:3]}; steps "
+        f"{sorted(first['ckpt'])} vs {sorted(second['ckpt'])}",
     )

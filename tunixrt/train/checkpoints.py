@@ -19,15 +19,27 @@ from tunixrt.run_manifest import RunManifest
 CHECKPOINTS = "checkpoints"
 
 
+def training_code_digest(package: Path = Path(__file__).parent) -> str:
+    """sha256 of the `tunixrt.train` sources: a code change (new init, new loss) makes DVC rerun
+    the stage, and that rerun must start over rather than resume the old code's last step."""
+    h = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        h.update(path.relative_to(package).as_posix().encode() + b"\0")
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
 def run_fingerprint(manifest: RunManifest) -> str:
     """What a checkpoint must share with this run to be resumed from: model, training config,
-    seed and the training data (not the runtime: a run may resume on another mesh)."""
+    seed, the training data and the training code (not the runtime: a run may resume on another
+    mesh)."""
     train = manifest.dataset.splits.get("train")
     val = manifest.dataset.splits.get("val")
     doc = {
         "model": manifest.model.model_dump(mode="json"),
         "training": manifest.training.model_dump(mode="json"),
         "seed": manifest.seed,
+        "code_sha256": training_code_digest(),
         "train_sha256": train.sha256 if train else None,
         "val_sha256": val.sha256 if val and manifest.training.eval_every_steps else None,
     }

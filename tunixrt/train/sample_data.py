@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from tunixrt.formats import FormatSpec, render_record
 from tunixrt.ingest.synthetic import SyntheticParams, generate
 from tunixrt.jsonio import atomic_writer, dumps_line
 from tunixrt.run_manifest import (
@@ -24,19 +25,13 @@ from tunixrt.run_manifest import (
     TrainingSection,
 )
 
+TUNIX_SFT = FormatSpec(name="tunix_sft")
+
 
 def render_tunix_sft(trace: dict[str, Any]) -> dict[str, Any]:
-    steps = "".join(f"{i}. {s['content']}\n" for i, s in enumerate(trace["steps"], start=1))
-    prompt = f"<start_of_turn>user\n{trace['prompt']}<end_of_turn>\n<start_of_turn>model\n"
-    completion = f"Reasoning:\n{steps}Answer: {trace['final_answer']}<end_of_turn>"
+    """The export stage's `tunix_sft` record, with an id derived from the prompt."""
     digest = hashlib.sha256(trace["prompt"].encode()).hexdigest()[:16]
-    return {
-        "id": digest,
-        "prompt": prompt,
-        "completion": completion,
-        "final_answer": trace["final_answer"],
-        "meta": trace["meta"],
-    }
+    return render_record({**trace, "id": digest}, TUNIX_SFT)
 
 
 def synthetic_records(params: SyntheticParams) -> list[dict[str, Any]]:

@@ -1,0 +1,46 @@
+"""`make verify`'s comparisons for the train and evaluate stages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import orbax.checkpoint as ocp
+
+from tunixrt.verify_model import _mismatches, checkpoint_digest
+
+
+def save(directory: Path, step: int, params: dict) -> None:
+    with ocp.CheckpointManager(directory.resolve()) as mngr:
+        mngr.save(step, args=ocp.args.Composite(model_params=ocp.args.PyTreeSave(params)))
+        mngr.wait_until_finished()
+
+
+def test_checkpoint_digest_compares_arrays_not_orbax_file_names(tmp_path: Path) -> None:
+    params = {"w": np.arange(12, dtype=np.float32).reshape(3, 4), "b": np.ones(4, np.float32)}
+    save(tmp_path / "a", 7, params)
+    save(tmp_path / "b", 7, params)
+    a, b = checkpoint_digest(tmp_path / "a"), checkpoint_digest(tmp_path / "b")
+    assert list(a) == ["7/model_params"] and a == b
+    # the raw files differ: OCDBT data files get random names, commit_success.txt a path
+    names = {p.relative_to(tmp_path / "a").as_posix() for p in (tmp_path / "a").rglob("*")}
+    assert names != {p.relative_to(tmp_path / "b").as_posix() for p in (tmp_path / "b").rglob("*")}
+
+    changed = {**params, "b": params["b"].copy()}
+    changed["b"][2] = np.nextafter(np.float32(1), np.float32(2))  # one ulp
+    save(tmp_path / "c", 7, changed)
+    assert checkpoint_digest(tmp_path / "c") != a
+    assert checkpoint_digest(tmp_path / "missing") == {}
+
+
+def test_metrics_agree_within_tolerance_and_name_what_differs() -> None:
+    committed = {"exact_match": 0.926, "by_op": {"add": 0.919}, "n": 366, "model": "tiny"}
+    assert _mismatches({**committed, "exact_match": 0.93}, committed, 1e-3) == []
+    bad = _mismatches(
+        {"exact_match": 0.5, "by_op": {}, "n": 366, "model": "other"}, committed, 1e-3
+    )
+    assert bad == [
+        ".exact_match: 0.5 vs committed 0.926",
+        ".by_op.add: missing",
+        ".model: 'other' vs committed 'tiny'",
+    ]
