@@ -25,8 +25,8 @@ demo: install
 test: install
 	$(BIN)/python -m pytest
 
-# The CI reproducibility check: params.yaml vs conf/, a fresh clone's `dvc repro`, dvc.lock hashes.
-# VERIFY_ARGS=--data-only checks the data stages only (what CI runs for now; see README).
+# The CI reproducibility check: params.yaml vs conf/, a fresh clone's `dvc repro`, dvc.lock hashes,
+# repeat runs, model metrics vs the committed ones. VERIFY_ARGS=--data-only skips train/evaluate.
 verify: install
 	$(BIN)/tunixrt verify $(VERIFY_ARGS)
 

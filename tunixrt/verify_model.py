@@ -95,7 +95,7 @@ def check_model_stages(
         )
     first = _snapshot(clone)
     shutil.rmtree(clone / CHECKPOINTS, ignore_errors=True)  # else the rerun resumes at the end
-    proc = run(["dvc", "repro", "--force", "--single-item", *stages], clone)
+    proc = run(["dvc", "repro", "--force", "--no-run-cache", "--single-item", *stages], clone)
     if not report.check(proc.returncode == 0, "train/evaluate: second run", proc.stderr[-2000:]):
         return
     second = _snapshot(clone)
