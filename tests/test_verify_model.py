@@ -33,14 +33,22 @@ def test_checkpoint_digest_compares_arrays_not_orbax_file_names(tmp_path: Path) 
     assert checkpoint_digest(tmp_path / "missing") == {}
 
 
+def metrics(rate: float, small: float, loss: float, **extra: object) -> dict:
+    after = {"exact_match": rate, "n": 300, "by_set": {"small": {"exact_match": small, "n": 20}}}
+    return {"after": after, "delta": rate, "loss_last": loss, **extra}
+
+
 def test_metrics_agree_within_tolerance_and_name_what_differs() -> None:
-    committed = {"exact_match": 0.926, "by_op": {"add": 0.919}, "n": 366, "model": "tiny"}
-    assert _mismatches({**committed, "exact_match": 0.93}, committed, 1e-3) == []
-    bad = _mismatches(
-        {"exact_match": 0.5, "by_op": {}, "n": 366, "model": "other"}, committed, 1e-3
-    )
-    assert bad == [
-        ".exact_match: 0.5 vs committed 0.926",
-        ".by_op.add: missing",
+    committed = metrics(0.9, 0.5, 0.0026, steps=1414, model="tiny")
+    # another CPU: 8 of 300 problems (2.7 points) and 2 of 20 (10 points) fewer right
+    close = metrics(0.873333, 0.4, 0.009, steps=1414, model="tiny")
+    assert _mismatches(close, committed, 1e-3) == []
+    bad = metrics(0.85, 0.35, 0.05, model="other")
+    assert _mismatches(bad, committed, 1e-3) == [
+        ".steps: missing",
+        ".after.exact_match: 0.85 vs committed 0.9 (tolerance 0.030)",
+        ".after.by_set.small.exact_match: 0.35 vs committed 0.5 (tolerance 0.100)",
+        ".delta: 0.85 vs committed 0.9 (tolerance 0.030)",
+        ".loss_last: 0.05 vs committed 0.0026",
         ".model: 'other' vs committed 'tiny'",
     ]
