@@ -14,6 +14,7 @@ random names, `commit_success.txt` holds an absolute path and `_CHECKPOINT_METAD
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import shutil
 from collections.abc import Callable
@@ -61,6 +62,7 @@ def checkpoint_digest(directory: Path) -> dict[str, str]:
     import numpy as np
     import orbax.checkpoint as ocp
 
+    logging.getLogger("absl").setLevel(logging.ERROR)  # "_CHECKPOINT_METADATA does not exist"
     checkpointer = ocp.PyTreeCheckpointer()
     out = {}
     steps = [p for p in directory.iterdir() if p.name.isdigit()] if directory.is_dir() else []
