@@ -22,6 +22,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))  # sample_data: export records without the data stages
 
 
 def main() -> None:
@@ -35,10 +36,10 @@ def main() -> None:
     args = ap.parse_args()
 
     import yaml
+    from sample_data import make_manifest, synthetic_records, write_splits
 
     from tunixrt.ingest.synthetic import SyntheticParams
-    from tunixrt.run_manifest import ModelSection, RuntimeSection, TrainingSection
-    from tunixrt.train.sample_data import make_manifest, synthetic_records, write_splits
+    from tunixrt.manifest.schema import ModelSection, RuntimeSection, TrainingSection
 
     model_sec = ModelSection(**yaml.safe_load((REPO / "conf/model/tiny_gemma3.yaml").read_text()))
     train_cfg = yaml.safe_load((REPO / "conf/train/default.yaml").read_text())

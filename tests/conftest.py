@@ -4,9 +4,14 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
+
+from tunixrt.jsonio import iter_lines
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "fixtures" / "tunix-rt"
@@ -80,3 +85,10 @@ def make_pipeline(dest: Path, *, git: bool = True, smoke: bool = True) -> Path:
 @pytest.fixture
 def pipeline(tmp_path: Path) -> Path:
     return make_pipeline(tmp_path / "pipe")
+
+
+def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    """The records of a JSONL file the pipeline wrote."""
+    for _, line in iter_lines(path):
+        if line:
+            yield orjson.loads(line)

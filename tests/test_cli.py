@@ -91,3 +91,69 @@ def test_manifest_values_out_of_range_exit_2_naming_the_key(tmp_path: Path) -> N
         proc = tunixrt("run", "manifest", override, cwd=root, check=False)
         assert proc.returncode == 2, (override, proc.stderr)
         assert needle in proc.stderr and "Traceback" not in proc.stderr, (override, proc.stderr)
+
+
+def test_run_errors_name_the_composition_not_params_yaml(tmp_path: Path) -> None:
+    """`tunixrt run` composes conf/ (params.yaml is not read): its errors must say so."""
+    root = make_pipeline(tmp_path / "p", git=False)
+    for overrides in (["source.n=0"], ["source=files", "source.paths=[nothing/*.jsonl]"]):
+        proc = tunixrt("run", "ingest", *overrides, cwd=root, check=False)
+        assert proc.returncode == 2
+        assert f"error: conf/ composed with {overrides}:" in proc.stderr, proc.stderr
+        assert "params.yaml" not in proc.stderr
+
+
+def test_bogus_reasoning_style_exits_2_naming_key_and_allowed_values(tmp_path: Path) -> None:
+    root = make_pipeline(tmp_path / "p", git=False)
+    proc = tunixrt("run", "manifest", "format.reasoning_style=bogus", cwd=root, check=False)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "format.reasoning_style: Input should be 'numbered' or 'tags'" in proc.stderr
+
+
+def test_a_bad_eval_value_fails_at_compose_time(tmp_path: Path) -> None:
+    root = make_pipeline(tmp_path / "p", git=False)
+    for cmd in (["compose"], ["run", "ingest"]):
+        proc = tunixrt(*cmd, "eval.batch_size=0", cwd=root, check=False)
+        assert proc.returncode == 2 and "eval.batch_size: Input should be greater" in proc.stderr
+    assert not (root / "data").exists()
+
+
+def test_readme_commands_work_on_a_fresh_checkout(tmp_path: Path) -> None:
+    """Every `tunixrt run ...` line of README.md runs as written in a fresh copy."""
+    import shlex
+
+    root = make_pipeline(tmp_path / "p", git=False, smoke=False)
+    lines = [
+        ln.split("#")[0].strip()
+        for ln in (REPO / "README.md").read_text().splitlines()
+        if ln.strip().startswith("tunixrt run ")
+    ]
+    assert lines
+    for line in lines:
+        proc = tunixrt(*shlex.split(line)[1:], cwd=root, check=False)
+        assert proc.returncode == 0, (line, proc.stderr)
+
+
+def test_every_group_option_composes_and_validates() -> None:
+    """Each file of each conf/ group is a complete option; none is a fragment (a `base`)."""
+    from tunixrt.compose import compose
+
+    groups = [d for d in (REPO / "conf").iterdir() if d.is_dir()]
+    assert {d.name for d in groups} >= {"source", "format", "model", "train", "runtime", "eval"}
+    for group in groups:
+        for option in sorted(group.glob("*.yaml")):
+            compose(REPO, [f"{group.name}={option.stem}"])
+    assert not list((REPO / "conf").glob("*/base.yaml"))
+
+
+def test_meta_filter_override_as_docs_show_it(tmp_path: Path) -> None:
+    """docs/datasets.md shows how to add a meta filter from the command line (Hydra's `+`)."""
+    import shlex
+
+    from tunixrt.compose import compose
+
+    docs = (REPO / "docs" / "datasets.md").read_text()
+    [line] = [ln for ln in docs.splitlines() if "+dataset.filters.meta." in ln and "compose" in ln]
+    overrides = shlex.split(line.split("#")[0])[2:]
+    params = compose(REPO, overrides)
+    assert params["dataset"]["filters"]["meta"] == {"category": "addition"}

@@ -2,14 +2,13 @@ from pathlib import Path
 
 import orjson
 import pytest
-from conftest import FIXTURES
+from conftest import FIXTURES, iter_jsonl
 
 from tunixrt.dataset.config import DatasetConfig
 from tunixrt.dataset.stage import MANIFEST, SPLITS, TRACES, build_dataset, split_path
 from tunixrt.errors import ConfigError
 from tunixrt.ingest.config import parse_source
 from tunixrt.ingest.stage import ingest
-from tunixrt.jsonio import iter_jsonl
 from tunixrt.validation import validate_config
 
 

@@ -14,7 +14,7 @@ from tunixrt.evaluate.stage import (
     metrics_of,
     score_outputs,
 )
-from tunixrt.export.manifest import load_run_manifest
+from tunixrt.manifest.load import load_run_manifest
 
 
 @pytest.fixture(scope="module")
@@ -53,3 +53,24 @@ def test_held_out_problem_seen_in_train_fails_the_stage(root: Path) -> None:
     )
     with pytest.raises(DataError, match="share a prompt with train"):
         collect_problems(leaky, EvalConfig(max_problems=3), root)
+
+
+def test_max_problems_does_not_count_as_seen_in_train(root: Path, tmp_path: Path) -> None:
+    """`excluded_seen_in_train` counts eval items whose prompt is in train, whatever the cap."""
+    import orjson
+
+    train = [
+        orjson.loads(ln)
+        for ln in (root / "data/dataset/train.jsonl").read_bytes().split(b"\n")
+        if ln
+    ]
+    items = [{"prompt": t["prompt"], "expected_answer": t["final_answer"]} for t in train[:3]]
+    items += [
+        {"prompt": f"What is {k} + 1000?", "expected_answer": str(k + 1000)} for k in range(4)
+    ]
+    path = tmp_path / "eval_mixed.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(i) + b"\n" for i in items))
+    manifest = load_run_manifest(root)
+    for cap, n in ((None, 4), (2, 2)):
+        _, info = collect_problems(manifest, EvalConfig(sets=[str(path)], max_problems=cap), root)
+        assert info[str(path)] == {"n": n, "excluded_seen_in_train": 3}

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from conftest import FIXTURES
+from conftest import FIXTURES, iter_jsonl
 
 from tunixrt.dataset.config import DatasetConfig
 from tunixrt.dataset.stage import build_dataset
@@ -11,7 +11,6 @@ from tunixrt.export.stage import SPLITS, export, export_path, parse_format
 from tunixrt.formats import FORMAT_NAMES
 from tunixrt.ingest.config import parse_source
 from tunixrt.ingest.stage import ingest
-from tunixrt.jsonio import iter_jsonl
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +23,7 @@ def dataset_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def run_export(root: Path, **fmt) -> dict[str, int]:
-    spec, sel = parse_format({"name": "tunix_sft", **fmt})
-    return export(spec, sel, root)
+    return export(parse_format({"name": "tunix_sft", **fmt}), root)
 
 
 def read(root: Path) -> dict[str, bytes]:
@@ -91,3 +89,10 @@ def test_exports_load_with_hf_datasets(dataset_root: Path, name: str, tmp_path: 
         assert len(rows) == len(original)
         for row, rec in zip(rows, original, strict=True):
             assert _contains(row, rec), (row, rec)
+
+
+@pytest.mark.parametrize("empty", [{"splits": []}, {"splits": None, "trace_ids": []}])
+def test_an_empty_selection_is_refused_not_exported_as_nothing(dataset_root, empty) -> None:
+    key = "splits" if empty.get("splits") == [] else "trace_ids"
+    with pytest.raises(ConfigError, match=rf"format\.{key}: List should have at least 1 item"):
+        run_export(dataset_root, **empty)

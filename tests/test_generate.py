@@ -8,7 +8,7 @@ import pytest
 from flax import nnx
 
 from tunixrt.evaluate.generate import GreedyGenerator, greedy_generate
-from tunixrt.run_manifest import ModelSection, RuntimeSection
+from tunixrt.manifest.schema import ModelSection, RuntimeSection
 from tunixrt.train.inputs import block_causal_mask, segments_and_positions
 from tunixrt.train.model import build_model
 from tunixrt.train.runtime import make_mesh

@@ -4,12 +4,11 @@ from pathlib import Path
 
 import orjson
 import pytest
-from conftest import FIXTURES, REPO
+from conftest import FIXTURES, REPO, iter_jsonl
 
 from tunixrt.errors import DataError
 from tunixrt.ingest.config import parse_source
 from tunixrt.ingest.stage import REJECTS, REPORT, TRACES, ingest
-from tunixrt.jsonio import iter_jsonl
 
 
 def files_cfg(paths: list[str], **kw):
@@ -59,6 +58,8 @@ def test_mixed_bad_input_is_refused_line_by_line(tmp_path: Path) -> None:
     assert {r["line"]: r["code"] for r in rejects} == expected_rejects
     for r in rejects:
         assert r["source"] == path and r["reason"] and len(r["raw"]) <= 512
+        line = MIXED[r["line"] - 1][0]  # `raw` is the input line, as docs/ingest.md says
+        assert r["raw"] == line[:2048].decode("utf-8", errors="replace")[:512], r["code"]
     by_line = {r["line"]: r for r in rejects}
     assert by_line[5]["field"] == "prompt"
     assert by_line[6]["field"] == "prompt"

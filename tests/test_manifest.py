@@ -3,19 +3,16 @@ from pathlib import Path
 import pytest
 import yaml
 
+import tunixrt
 from tunixrt.dataset.config import DatasetConfig
 from tunixrt.dataset.stage import build_dataset
 from tunixrt.errors import ConfigError
-from tunixrt.export.manifest import (
-    RUN_MANIFEST,
-    build_run_manifest,
-    dump_manifest,
-    load_run_manifest,
-    run,
-)
 from tunixrt.export.stage import export, parse_format
 from tunixrt.ingest.config import parse_source
 from tunixrt.ingest.stage import ingest
+from tunixrt.manifest.build import build_run_manifest, dump_manifest, run
+from tunixrt.manifest.load import load_run_manifest
+from tunixrt.paths import RUN_MANIFEST
 
 MODEL = {"model_id": "tiny", "family": "gemma3", "preset": "tiny"}
 
@@ -25,7 +22,7 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     r = tmp_path_factory.mktemp("m")
     ingest(parse_source({"kind": "synthetic", "n": 200}), r)
     build_dataset(DatasetConfig(name="arith"), r)
-    export(*parse_format({"name": "tunix_sft"}), r)
+    export(parse_format({"name": "tunix_sft"}), r)
     return r
 
 
@@ -35,6 +32,7 @@ def params(**train) -> dict:
         "train": train,
         "runtime": {},
         "format": {"name": "tunix_sft", "reasoning_style": "numbered"},
+        "eval": {},
     }
 
 
@@ -59,7 +57,7 @@ def test_manifest_has_tunixrt_keys_and_lineage(root: Path) -> None:
     assert t["max_seq_length"] == 2048
     assert data["output"]["output_dir"] == "runs/train"
     assert data["model"]["tokenizer"]["kind"] == "byte" and data["runtime"]["mesh_shape"] == [1, 1]
-    assert data["seed"] == 0 and data["tunixrt_version"]
+    assert data["seed"] == 0 and data["tunixrt_version"] == tunixrt.__version__
     splits = data["dataset"]["splits"]
     assert set(splits) == {"train", "val", "test"} and all(
         len(s["sha256"]) == 64 for s in splits.values()
@@ -87,14 +85,44 @@ def test_out_of_range_values_name_the_key(root: Path, train: dict, key: str) -> 
 
 
 def test_trace_format_is_refused_for_training(root: Path) -> None:
-    export(*parse_format({"name": "trace"}), root)
+    export(parse_format({"name": "trace"}), root)
     try:
         with pytest.raises(ConfigError, match=r"format\.name"):
             build_run_manifest({**params(), "format": {"name": "trace"}}, root)
     finally:
-        export(*parse_format({"name": "tunix_sft"}), root)
+        export(parse_format({"name": "tunix_sft"}), root)
 
 
 def test_dump_is_yaml_with_floats_that_read_back_as_floats(root: Path) -> None:
     text = dump_manifest(build_run_manifest(params(learning_rate=3e-4), root)).decode()
     assert yaml.safe_load(text)["training"]["learning_rate"] == 3e-4
+
+
+def test_format_fields_are_the_formats_enums_and_normalized(root: Path) -> None:
+    for bad in ({"reasoning_style": "bogus"}, {"reasoning_style": None}, {"name": "nope"}):
+        fmt = {"name": "tunix_sft", "reasoning_style": "numbered", **bad}
+        with pytest.raises(ConfigError, match=r"format\.(reasoning_style|name)"):
+            build_run_manifest({**params(), "format": fmt}, root)
+    fmt = {"name": "tunix_sft", "reasoning_style": "tags", "system_prompt": "  Be brief.\r\n"}
+    m = build_run_manifest({**params(), "format": fmt}, root)
+    assert m.dataset.reasoning_style == "tags" and m.dataset.system_prompt == "Be brief."
+    fmt["system_prompt"] = "   "
+    assert build_run_manifest({**params(), "format": fmt}, root).dataset.system_prompt is None
+
+
+def test_a_bad_eval_value_fails_the_manifest_stage(root: Path) -> None:
+    with pytest.raises(ConfigError, match=r"eval\.max_problems"):
+        build_run_manifest({**params(), "eval": {"max_problems": 0}}, root)
+
+
+def test_no_version_enters_the_manifest_when_tunixrt_is_not_installed(root, monkeypatch) -> None:
+    import importlib.metadata
+
+    def not_installed(name: str) -> str:
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", not_installed)
+    assert tunixrt.installed_version() is None
+    m = build_run_manifest(params(), root)
+    assert m.tunixrt_version is None
+    assert "0.0.0+unknown" not in dump_manifest(m).decode()

@@ -1,6 +1,8 @@
 import re
+from pathlib import Path
 
 import pytest
+from conftest import make_pipeline, tunixrt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -63,5 +65,15 @@ def test_operations_and_seed_are_honoured() -> None:
 
 
 def test_too_many_problems_for_the_space_is_an_error() -> None:
-    with pytest.raises(ValueError, match="too close"):
-        list(generate(SyntheticParams(n=10_000, min_digits=1, max_digits=1)))
+    with pytest.raises(ValueError, match="n: 10000 problems is more than these digits allow"):
+        SyntheticParams(n=10_000, min_digits=1, max_digits=1)
+
+
+def test_source_n_too_large_exits_2_naming_the_key_and_the_limit(tmp_path: Path) -> None:
+    """Was a traceback from inside the generator (exit 1)."""
+    root = make_pipeline(tmp_path / "p", git=False, smoke=False)
+    proc = tunixrt("run", "ingest", "source.n=100000", "source.max_digits=2", cwd=root, check=False)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "source: " in proc.stderr and "n: 100000 problems" in proc.stderr
+    assert "at most 4050" in proc.stderr

@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from tunixrt.errors import ConfigError
-from tunixrt.run_manifest import TokenizerSection
+from tunixrt.manifest.schema import TokenizerSection
 from tunixrt.train.tokenizer import (
     END_OF_TURN,
     START_OF_TURN,

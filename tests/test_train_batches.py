@@ -1,22 +1,27 @@
 import numpy as np
 import pytest
+from sample_data import synthetic_records
 
 from tunixrt.errors import ConfigError
 from tunixrt.ingest.synthetic import SyntheticParams
 from tunixrt.train.batches import BatchStream, assemble, epoch_order, pack_rows, plan_batches
 from tunixrt.train.examples import encode_example, encode_records
-from tunixrt.train.sample_data import synthetic_records
 from tunixrt.train.tokenizer import ByteTokenizer
 
 TOK = ByteTokenizer()
 RECORDS = synthetic_records(SyntheticParams(n=60, seed=3))
 
 
+def loss_mask(ex) -> np.ndarray:
+    """1 on the completion's tokens: what the batch builder puts in `input_mask`."""
+    return (np.arange(len(ex.tokens)) >= ex.completion_start).astype(np.int32)
+
+
 def test_loss_mask_covers_exactly_the_completion() -> None:
     for rec in RECORDS:
         ex, truncated = encode_example(rec["prompt"], rec["completion"], TOK, 512)
         assert ex is not None and not truncated
-        mask = ex.loss_mask.astype(bool)
+        mask = np.arange(len(ex.tokens)) >= ex.completion_start
         assert ex.tokens[0] == TOK.bos_id() and not mask[0]
         assert TOK.decode(ex.tokens[mask].tolist()) == rec["completion"]
         assert TOK.decode(ex.tokens[~mask].tolist()) == rec["prompt"]
@@ -27,7 +32,7 @@ def test_loss_mask_covers_exactly_the_completion() -> None:
 def test_plain_completion_gets_eos_under_the_mask() -> None:
     ex, _ = encode_example("Q: 2+2?\n", "4", TOK, 128)
     assert ex is not None
-    masked = ex.tokens[ex.loss_mask.astype(bool)].tolist()
+    masked = ex.tokens[loss_mask(ex).astype(bool)].tolist()
     assert masked == [*TOK.encode("4"), TOK.eos_id()]
 
 
@@ -37,7 +42,7 @@ def test_truncation_keeps_the_prompt_and_drops_what_cannot_keep_a_completion_tok
     n_total = n_prompt + len(TOK.encode(rec["completion"]))
     ex, truncated = encode_example(rec["prompt"], rec["completion"], TOK, n_prompt + 1)
     assert truncated and ex is not None
-    assert len(ex.tokens) == n_prompt + 1 and int(ex.loss_mask.sum()) == 1
+    assert len(ex.tokens) == n_prompt + 1 and int(loss_mask(ex).sum()) == 1
     ex, truncated = encode_example(rec["prompt"], rec["completion"], TOK, n_total)
     assert ex is not None and not truncated
     assert encode_example(rec["prompt"], rec["completion"], TOK, n_prompt) == (None, False)
@@ -86,8 +91,8 @@ def test_assembled_rows_are_right_padded_with_per_example_masks() -> None:
     assert np.array_equal(tokens[0, :n0], ex[0].tokens)
     assert np.array_equal(tokens[0, n0 : n0 + n1], ex[1].tokens)
     assert (tokens[0, n0 + n1 :] == TOK.pad_id()).all() and (tokens[1, n2:] == 0).all()
-    assert np.array_equal(mask[0, :n0], ex[0].loss_mask)
-    assert np.array_equal(mask[0, n0 : n0 + n1], ex[1].loss_mask)
+    assert np.array_equal(mask[0, :n0], loss_mask(ex[0]))
+    assert np.array_equal(mask[0, n0 : n0 + n1], loss_mask(ex[1]))
     assert mask[0, n0 + n1 :].sum() == 0
 
 

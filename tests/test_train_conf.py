@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tunixrt.run_manifest import ModelSection, RuntimeSection, TrainingSection
+from tunixrt.manifest.schema import ModelSection, RuntimeSection, TrainingSection
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 GROUPS = {"model": ModelSection, "train": TrainingSection, "runtime": RuntimeSection}

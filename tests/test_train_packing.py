@@ -7,20 +7,31 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
+from sample_data import synthetic_records
 from tunix.sft import peft_trainer, utils
 
 from tunixrt.ingest.synthetic import SyntheticParams
-from tunixrt.run_manifest import ModelSection, RuntimeSection
+from tunixrt.manifest.schema import ModelSection, RuntimeSection
 from tunixrt.train.batches import assemble, pack_rows
 from tunixrt.train.examples import encode_records
-from tunixrt.train.inputs import block_causal_mask, model_inputs, segments_and_positions, token_nll
+from tunixrt.train.inputs import block_causal_mask, model_inputs, segments_and_positions
 from tunixrt.train.model import build_model
 from tunixrt.train.runtime import make_mesh, use_mesh
-from tunixrt.train.sample_data import synthetic_records
 from tunixrt.train.tokenizer import ByteTokenizer
 
 TOK = ByteTokenizer()
 BOS, PAD = TOK.bos_id(), TOK.pad_id()
+
+
+def token_nll(model, x: peft_trainer.TrainingInput, bos_id: int, pad_id: int):
+    """Per-token negative log-likelihood [B, L-1] of token t+1 given the row up to t, masked
+    by the loss mask as Tunix's default loss does (it divides their sum by the mask's sum)."""
+    inputs = model_inputs(x, bos_id, pad_id)
+    logits, _ = model(inputs["input_tokens"], inputs["positions"], None, inputs["attention_mask"])
+    logp = jax.nn.log_softmax(logits[:, :-1].astype(jnp.float32), axis=-1)
+    target = inputs["input_tokens"][:, 1:]
+    nll = -jnp.take_along_axis(logp, target[..., None], axis=-1)[..., 0]
+    return nll * x.input_mask[:, 1:]
 
 
 def test_segments_positions_and_mask_of_a_packed_row() -> None:

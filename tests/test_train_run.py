@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,18 +14,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sample_data import make_manifest, synthetic_records, write_splits
 
 from tunixrt.errors import ConfigError
 from tunixrt.ingest.synthetic import SyntheticParams
 from tunixrt.jsonio import read_json
-from tunixrt.run_manifest import (
+from tunixrt.manifest.schema import (
     LoraSection,
     ModelSection,
     RunManifest,
     RuntimeSection,
     TrainingSection,
 )
-from tunixrt.train.sample_data import make_manifest, synthetic_records, write_splits
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = {"num_layers": 2, "embed_dim": 64, "hidden_dim": 128, "num_heads": 4, "head_dim": 16}
@@ -32,7 +33,7 @@ MODEL = ModelSection(model_id="tiny", family="gemma3", preset="tiny", config=SMA
 CHILD = """
 import json, sys
 from pathlib import Path
-from tunixrt.run_manifest import RunManifest
+from tunixrt.manifest.schema import RunManifest
 from tunixrt.train.run import train
 manifest = RunManifest.model_validate_json(Path(sys.argv[1]).read_text())
 root = Path(sys.argv[2])
@@ -334,3 +335,65 @@ def test_multi_host_path_with_two_cpu_processes(data_root, tmp_path) -> None:
     assert metrics["steps"] == 4 and np.isfinite(metrics["loss_last"])
     assert read_json(root / "runs/train/perf.json")["processes"] == 2
     assert sorted(p.name for p in (root / "runs/train/checkpoints").iterdir()) == ["2", "4"]
+
+
+def test_cadence_changes_resume_and_other_configs_are_set_aside(data_root, tmp_path, capfd):
+    """Save/eval cadence is not part of the fingerprint; a checkpoint of another configuration is
+    moved aside (with a line saying where), never deleted."""
+    from tunixrt.train.run import train
+
+    root = fresh_root(tmp_path, data_root, "cadence")
+    train(make_manifest(data_root[1], model=MODEL, training=training(max_steps=8)), root)
+    ckpt = root / "runs/train/checkpoints"
+    assert sorted(p.name for p in ckpt.iterdir()) == ["4", "8"]
+    capfd.readouterr()
+
+    cadence = training(max_steps=8, checkpoint_every_steps=3, keep_checkpoints=3)
+    train(make_manifest(data_root[1], model=MODEL, training=cadence), root)
+    err = capfd.readouterr().err
+    assert "resuming from checkpoint step 8 of 8" in err
+    assert not (root / "runs/train/checkpoints.aside").exists()
+
+    other = training(max_steps=8, learning_rate=1e-3)
+    train(make_manifest(data_root[1], model=MODEL, training=other), root)
+    err = capfd.readouterr().err
+    aside = root / "runs/train/checkpoints.aside"
+    [kept] = list(aside.iterdir())
+    assert f"moved to {kept}" in err
+    assert sorted(p.name for p in kept.iterdir() if p.name.isdigit()) == ["4", "8"]
+    assert "resuming" not in err and sorted(p.name for p in ckpt.iterdir()) == ["4", "8"]
+
+
+def test_a_tampered_export_stops_train_before_any_model(data_root, tmp_path) -> None:
+    from tunixrt.errors import DataError
+    from tunixrt.train.run import train
+
+    src, splits = data_root
+    root = tmp_path / "tampered"
+    shutil.copytree(src / "data", root / "data")
+    path = root / splits["train"].path
+    lines = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(b"".join(lines[1:]))
+    manifest = make_manifest(splits, model=MODEL, training=training())
+    with pytest.raises(DataError) as exc:
+        train(manifest, root)
+    msg = str(exc.value)
+    assert splits["train"].path in msg and splits["train"].sha256 in msg
+    assert "199 records" in msg and "200 records" in msg
+    assert not (root / "runs").exists()  # nothing was built or written
+
+
+def test_stage_exits_2_on_a_tampered_export(tmp_path) -> None:
+    from conftest import make_pipeline, tunixrt
+
+    root = make_pipeline(tmp_path / "p", git=False)
+    for stage in ("ingest", "dataset", "export", "manifest"):
+        tunixrt("run", stage, "experiment=smoke", cwd=root)
+    path = root / "data/export/train.jsonl"
+    path.write_bytes(b"".join(path.read_bytes().splitlines(keepends=True)[1:]))
+    for stage in ("train", "evaluate"):
+        proc = tunixrt("run", stage, "experiment=smoke", cwd=root, check=False)
+        assert proc.returncode == 2, proc.stderr
+        assert "data/export/train.jsonl: changed since" in proc.stderr
+        assert "Traceback" not in proc.stderr
+    assert not (root / "runs").exists()

@@ -27,6 +27,10 @@ def test_verify_passes_then_catches_a_hand_edited_params_yaml(pipeline: Path) ->
 
     params = pipeline / "params.yaml"
     params.write_text(params.read_text().replace("seed: 0", "seed: 5", 1))
+    uncommitted = verify(pipeline)  # verify checks HEAD, as docs/reproducibility.md says
+    assert uncommitted.returncode == 0, uncommitted.stdout
+    assert "uncommitted changes are not included" in uncommitted.stdout
+
     committed_run(pipeline, "hand edit")
     bad = verify(pipeline)
     assert bad.returncode == 1

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import orbax.checkpoint as ocp
 
-from tunixrt.verify_model import _mismatches, checkpoint_digest
+from tunixrt.verify.model import _mismatches, checkpoint_digest
 
 
 def save(directory: Path, step: int, params: dict) -> None:

@@ -1,8 +1,15 @@
 """tunixrt: reasoning traces to Tunix SFT datasets, trained checkpoints and evaluations."""
 
-from importlib.metadata import PackageNotFoundError, version
+import importlib.metadata
 
-try:
-    __version__ = version("tunixrt")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0+unknown"
+
+def installed_version() -> str | None:
+    """The installed package's version; None from a source tree that is not installed (then no
+    version describes the code, and none may enter a hashed out)."""
+    try:
+        return importlib.metadata.version("tunixrt")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+__version__ = installed_version() or "0.0.0+unknown"

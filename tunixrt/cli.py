@@ -10,11 +10,13 @@ from tunixrt.errors import TunixrtError
 
 
 def _cmd_run(args: argparse.Namespace) -> None:
-    from tunixrt.compose import compose
+    from tunixrt.compose import compose, composition_label
     from tunixrt.stages import run_stage
+    from tunixrt.validation import config_source
 
     root = Path.cwd()
-    run_stage(args.stage, compose(root, args.overrides), root)
+    with config_source(composition_label(args.overrides)):
+        run_stage(args.stage, compose(root, args.overrides), root)
 
 
 def _cmd_compose(args: argparse.Namespace) -> None:
@@ -37,7 +39,7 @@ def _cmd_status(args: argparse.Namespace) -> None:
 
 
 def _cmd_verify(args: argparse.Namespace) -> None:
-    from tunixrt.verify import main as verify_main
+    from tunixrt.verify.check import main as verify_main
 
     sys.exit(
         verify_main(Path.cwd(), data_only=args.data_only, rel_tol=args.rel_tol, keep=args.keep)

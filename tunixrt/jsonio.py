@@ -67,10 +67,3 @@ def iter_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, bytes]]:
     with open_binary(path) as fh:
         for lineno, line in enumerate(fh, start=1):
             yield lineno, line.rstrip(b"\r\n")
-
-
-def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
-    """Read a JSONL file this project wrote (trusted: errors are bugs, not user data)."""
-    for _, line in iter_lines(path):
-        if line:
-            yield orjson.loads(line)

@@ -11,12 +11,7 @@ import yaml
 
 from tunixrt.errors import DataError
 from tunixrt.jsonio import atomic_writer, read_json
-
-DATASET_MANIFEST = Path("data/dataset/manifest.json")
-RUN_MANIFEST = Path("data/export/run_manifest.yaml")
-TRAIN_METRICS = Path("runs/train/metrics.json")
-EVAL_METRICS = Path("runs/eval/metrics.json")
-REPORT = Path("runs/report.md")
+from tunixrt.paths import DATASET_MANIFEST, EVAL_METRICS, REPORT, RUN_MANIFEST, TRAIN_METRICS
 
 
 def _load(root: Path, path: Path) -> Any:

@@ -1,7 +1,8 @@
-"""The stage registry: each stage's params sections and the one library function that runs it.
+"""The stage registry: each stage's params keys and the one library function that runs it.
 
 `tunixrt run STAGE` and the scripts in stages/ both end in `run_stage`, so they write the same
-outs. A stage sees only its own sections of the params, as dvc.yaml declares.
+outs. A stage sees only the keys listed in `params`, exactly dvc.yaml's `params:` list for it
+(tests/test_stage_deps.py checks that the two agree).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from tunixrt.errors import ConfigError, TunixrtError
 @dataclass(frozen=True)
 class StageSpec:
     name: str
-    sections: tuple[str, ...]
+    params: tuple[str, ...]  # dotted keys of params.yaml, as dvc.yaml lists them
     target: str  # "module:function", imported lazily so data stages never import JAX
 
 
@@ -30,13 +31,38 @@ STAGES: dict[str, StageSpec] = {
         StageSpec("dataset", ("dataset",), "tunixrt.dataset.stage:run"),
         StageSpec("export", ("format",), "tunixrt.export.stage:run"),
         StageSpec(
-            "manifest", ("model", "train", "runtime", "format"), "tunixrt.export.manifest:run"
-        ),  # reads only format.name, format.reasoning_style and format.system_prompt
+            "manifest",
+            (
+                "model",
+                "train",
+                "runtime",
+                "format.name",
+                "format.reasoning_style",
+                "format.system_prompt",
+                "eval",  # validated before training; evaluate uses it
+            ),
+            "tunixrt.manifest.build:run",
+        ),
         StageSpec("train", (), "tunixrt.train.stage:run"),  # reads the run manifest only
         StageSpec("evaluate", ("eval",), "tunixrt.evaluate.stage:run"),
         StageSpec("report", (), "tunixrt.report:run"),
     ]
 }
+
+
+def select(params: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """Only `keys` (dotted) of `params`, nested as they are there; absent keys stay absent."""
+    out: dict[str, Any] = {}
+    for key in keys:
+        *parents, leaf = key.split(".")
+        src: Any = params
+        dst = out
+        for p in parents:
+            src = src.get(p) if isinstance(src, Mapping) else None
+            dst = dst.setdefault(p, {})
+        if isinstance(src, Mapping) and leaf in src:
+            dst[leaf] = src[leaf]
+    return out
 
 
 def run_stage(name: str, params: Mapping[str, Any], root: Path) -> None:
@@ -45,12 +71,12 @@ def run_stage(name: str, params: Mapping[str, Any], root: Path) -> None:
     spec = STAGES[name]
     module, func = spec.target.split(":")
     fn = getattr(importlib.import_module(module), func)
-    fn({k: params.get(k) for k in spec.sections}, root)
+    fn(select(params, spec.params), root)
 
 
 def main(name: str) -> None:
     """Entry point of stages/<name>.py: params.yaml in the current directory, errors as exit 2."""
-    from tunixrt.compose import load_params
+    from tunixrt.params import load_params
 
     root = Path.cwd()
     try:

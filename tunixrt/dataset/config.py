@@ -20,17 +20,17 @@ class Filters(_Strict):
     sources: list[str] = Field(
         default_factory=list, description="keep traces whose source matches one of these globs"
     )
-    min_steps: int = Field(0, ge=0)
-    max_steps: int | None = Field(None, ge=0)
+    min_steps: int = Field(0, ge=0, description="keep traces with at least this many steps")
+    max_steps: int | None = Field(None, ge=0, description="... and at most this many")
     min_chars: int = Field(0, ge=0, description="characters of prompt + steps + answer")
-    max_chars: int | None = Field(None, ge=0)
+    max_chars: int | None = Field(None, ge=0, description="... and at most this many")
 
 
 class SplitFractions(_Strict):
     """Fractions of val and test; train is the rest."""
 
-    val: float = Field(0.1, ge=0, lt=1)
-    test: float = Field(0.1, ge=0, lt=1)
+    val: float = Field(0.1, ge=0, lt=1, description="fraction of traces in val")
+    test: float = Field(0.1, ge=0, lt=1, description="fraction of traces in test")
 
     @model_validator(mode="after")
     def _room_for_train(self) -> SplitFractions:
@@ -40,15 +40,21 @@ class SplitFractions(_Strict):
 
 
 class DatasetConfig(_Strict):
-    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    version: str = Field("v1", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-    seed: int = 0
-    filters: Filters = Field(default_factory=Filters)
+    name: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="the dataset's name (its key)"
+    )
+    version: str = Field(
+        "v1", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="the dataset's version"
+    )
+    seed: int = Field(0, description="seeds the sample taken by `limit`")
+    filters: Filters = Field(default_factory=Filters, description="which traces to keep")
     dedup_prompts: bool = Field(
         True, description="drop traces whose prompt equals an earlier one up to case and spacing"
     )
     limit: int | None = Field(None, ge=1, description="keep a seeded sample of this many")
-    split: SplitFractions = Field(default_factory=SplitFractions)
+    split: SplitFractions = Field(
+        default_factory=SplitFractions, description="val/test fractions (by prompt hash)"
+    )
     test_sources: list[str] = Field(
         default_factory=list, description="globs of sources sent whole to test (eval sets)"
     )

@@ -23,16 +23,10 @@ from tunixrt.dataset.config import DatasetConfig, Filters
 from tunixrt.dataset.keys import prompt_key, unit_hash
 from tunixrt.errors import DataError
 from tunixrt.jsonio import atomic_writer, iter_lines, write_json
+from tunixrt.paths import DATASET_MANIFEST as MANIFEST
+from tunixrt.paths import SPLITS, TRACES
+from tunixrt.paths import dataset_path as split_path
 from tunixrt.validation import validate_config
-
-TRACES = Path("data/traces/traces.jsonl")
-OUT_DIR = Path("data/dataset")
-SPLITS = ("train", "val", "test")
-MANIFEST = OUT_DIR / "manifest.json"
-
-
-def split_path(split: str) -> Path:
-    return OUT_DIR / f"{split}.jsonl"
 
 
 def _chars(t: dict[str, Any]) -> int:

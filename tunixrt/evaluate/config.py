@@ -21,4 +21,4 @@ class EvalConfig(BaseModel):
     max_new_tokens: int | None = Field(
         None, ge=1, description="None: the longest reference completion plus 16 tokens"
     )
-    batch_size: int = Field(64, ge=1)
+    batch_size: int = Field(64, ge=1, description="prompts decoded together")

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tunixrt.errors import DataError
-from tunixrt.run_manifest import RunManifest
+from tunixrt.manifest.schema import RunManifest
 from tunixrt.train import runtime
 
 if TYPE_CHECKING:
@@ -129,7 +129,7 @@ def load_model(
     runtime.configure_platform(manifest.runtime)
     from tunix.sft.checkpoint_manager import CheckpointManager
 
-    from tunixrt.train.checkpoints import CHECKPOINTS
+    from tunixrt.paths import CHECKPOINTS
     from tunixrt.train.model import apply_lora, build_model, checkpoint_dir
     from tunixrt.train.tokenizer import make_tokenizer
 
@@ -140,7 +140,7 @@ def load_model(
     model = build_model(manifest.model, tokenizer, mesh, seed=manifest.seed, root=root)
     lora = manifest.training.lora
     if lora.enabled:
-        model = apply_lora(model, lora, mesh, seed=manifest.seed + 1)
+        model = apply_lora(model, lora, mesh, seed=manifest.seed)
     if trained:
         directory = (root / manifest.output.output_dir / CHECKPOINTS).resolve()
         mngr = CheckpointManager(str(directory))

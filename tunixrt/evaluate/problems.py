@@ -10,10 +10,10 @@ import orjson
 
 from tunixrt.dataset.keys import prompt_key
 from tunixrt.errors import DataError
-from tunixrt.formats import FormatSpec, render_record
+from tunixrt.formats import render_record
 from tunixrt.ingest.adapters import adapt
 from tunixrt.jsonio import iter_lines
-from tunixrt.run_manifest import RunManifest
+from tunixrt.manifest.schema import RunManifest
 from tunixrt.traces import RecordError, TraceLimits, build_trace
 
 
@@ -52,11 +52,7 @@ def split_problems(manifest: RunManifest, root: Path, split: str) -> list[Proble
 
 def eval_set_problems(manifest: RunManifest, root: Path, path: str) -> list[Problem]:
     """Eval items read like ingest reads them, rendered in the run's format."""
-    spec = FormatSpec(
-        name=manifest.dataset.format,
-        reasoning_style=manifest.dataset.reasoning_style,
-        system_prompt=manifest.dataset.system_prompt,
-    )
+    spec = manifest.dataset.format_spec()
     full = Path(path) if Path(path).is_absolute() else root / path
     if not full.is_file():
         raise DataError(f"eval.sets: {path}: no such file")

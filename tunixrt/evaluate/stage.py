@@ -24,15 +24,14 @@ from tunixrt.evaluate.problems import (
     train_prompt_keys,
 )
 from tunixrt.evaluate.scoring import exact_match
-from tunixrt.export.manifest import load_run_manifest
 from tunixrt.formats import parse_answer
 from tunixrt.jsonio import atomic_writer, dumps_line, write_json
-from tunixrt.run_manifest import RunManifest
+from tunixrt.manifest.load import load_run_manifest, verify_inputs
+from tunixrt.manifest.schema import RunManifest
+from tunixrt.paths import EVAL_METRICS as METRICS
+from tunixrt.paths import PREDICTIONS
 from tunixrt.validation import validate_config
 
-OUT_DIR = Path("runs/eval")
-PREDICTIONS = OUT_DIR / "predictions.jsonl"
-METRICS = OUT_DIR / "metrics.json"
 MODELS = ("before", "after")
 
 
@@ -55,9 +54,10 @@ def collect_problems(
         info[split] = {"n": len(items), "excluded_seen_in_train": 0}
     for path in cfg.sets:
         items = eval_set_problems(manifest, root, path)
-        kept = [p for p in items if prompt_key(p.prompt) not in seen][: cfg.max_problems]
+        unseen = [p for p in items if prompt_key(p.prompt) not in seen]
+        kept = unseen[: cfg.max_problems]
         problems += kept
-        info[path] = {"n": len(kept), "excluded_seen_in_train": len(items) - len(kept)}
+        info[path] = {"n": len(kept), "excluded_seen_in_train": len(items) - len(unseen)}
     return problems, info
 
 
@@ -124,24 +124,23 @@ def decode_budget(problems: Sequence[Problem], tokenizer: Any, cfg: EvalConfig) 
 def generate_for(
     bundle: tuple[Any, Any, Any], problems: Sequence[Problem], cfg: EvalConfig, max_new: int
 ) -> list[str]:
-    from tunixrt.evaluate.generate import GreedyGenerator
+    from tunixrt.evaluate.generate import greedy_generate
 
     model, tokenizer, mesh = bundle
-    longest = max(len(tokenizer.encode(p.prompt)) + 1 for p in problems)
-    gen = GreedyGenerator(
+    return greedy_generate(
         model,
         tokenizer,
+        [p.prompt for p in problems],
         max_new_tokens=max_new,
-        max_prompt_tokens=longest,
         batch_size=min(cfg.batch_size, len(problems)),
         mesh=mesh,
     )
-    return gen([p.prompt for p in problems])
 
 
 def evaluate(manifest: RunManifest, cfg: EvalConfig, root: Path) -> dict[str, Any]:
     from tunixrt.evaluate.generate import load_model
 
+    verify_inputs(manifest, root)
     for out in (PREDICTIONS, METRICS):
         (root / out).unlink(missing_ok=True)
     problems, info = collect_problems(manifest, cfg, root)

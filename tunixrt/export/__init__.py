@@ -1,1 +1,1 @@
-"""The export stage (rendered JSONL per split) and the manifest stage (the Tunix run manifest)."""
+"""The export stage: dataset splits rendered in the chosen format, one JSONL per split."""

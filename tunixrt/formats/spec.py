@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tunixrt.traces.text import normalize_text
 
@@ -27,9 +27,15 @@ class FormatSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: FormatName
-    reasoning_style: ReasoningStyleName = "numbered"
-    system_prompt: str | None = None
+    name: FormatName = Field(description="the record shape written (docs/datasets.md)")
+    reasoning_style: ReasoningStyleName = Field(
+        "numbered",
+        description='numbered: "Reasoning:\\n1. ...\\nAnswer: X" (tunix-rt\'s); '
+        'tags: "<reasoning>...</reasoning><answer>X</answer>" (Tunix GRPO\'s)',
+    )
+    system_prompt: str | None = Field(
+        None, description="for traces without a system prompt of their own"
+    )
 
     @field_validator("system_prompt")
     @classmethod

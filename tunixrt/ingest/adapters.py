@@ -13,7 +13,9 @@ from typing import Any, Literal
 
 from tunixrt.traces import RecordError
 
-AdapterName = Literal["reasoning_trace", "tunixrt_trace", "chat", "gsm8k", "alpaca", "eval_item"]
+AdapterName = Literal[
+    "auto", "reasoning_trace", "tunixrt_trace", "chat", "gsm8k", "alpaca", "eval_item"
+]
 Record = dict[str, Any]
 
 _THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
@@ -206,6 +208,6 @@ def detect(rec: Record) -> str:
     raise RecordError(f"unrecognized record shape (keys: {keys})", None, "unknown_shape")
 
 
-def adapt(rec: Record, adapter: str = "auto") -> Record:
+def adapt(rec: Record, adapter: AdapterName = "auto") -> Record:
     name = detect(rec) if adapter == "auto" else adapter
     return ADAPTERS[name](rec)

@@ -7,9 +7,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from tunixrt.errors import ConfigError
+from tunixrt.ingest.adapters import AdapterName
 from tunixrt.ingest.synthetic import SyntheticParams
 from tunixrt.traces import TraceLimits
-from tunixrt.validation import validate_config
+from tunixrt.validation import config_where, validate_config
 
 
 class _Common(BaseModel):
@@ -20,21 +21,26 @@ class _Common(BaseModel):
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
         description="names the dataset built from it",
     )
-    on_error: Literal["reject", "fail"] = "reject"
-    max_reject_fraction: float = Field(0.5, ge=0.0, le=1.0)
-    limits: TraceLimits = Field(default_factory=TraceLimits)
+    on_error: Literal["reject", "fail"] = Field(
+        "reject",
+        description="reject: refuse the record (rejects.jsonl) and go on; fail: stop, exit 2",
+    )
+    max_reject_fraction: float = Field(
+        0.5, ge=0.0, le=1.0, description="fail the stage when more than this is refused"
+    )
+    limits: TraceLimits = Field(
+        default_factory=TraceLimits, description="tunix-rt's limits on a canonical trace"
+    )
 
 
 class SyntheticSource(_Common, SyntheticParams):
-    kind: Literal["synthetic"]
+    kind: Literal["synthetic"] = Field(description="the built-in problem generator")
 
 
 class FilesSource(_Common):
-    kind: Literal["files"]
+    kind: Literal["files"] = Field(description="JSONL files (optionally .gz), via an adapter")
     paths: list[str] = Field(min_length=1, description="files or globs, relative to the repo")
-    adapter: Literal[
-        "auto", "reasoning_trace", "tunixrt_trace", "chat", "gsm8k", "alpaca", "eval_item"
-    ] = "auto"
+    adapter: AdapterName = Field("auto", description="how records are read; auto: per record")
 
 
 SourceConfig = SyntheticSource | FilesSource
@@ -43,10 +49,10 @@ _KINDS: dict[str, type[BaseModel]] = {"synthetic": SyntheticSource, "files": Fil
 
 def parse_source(data: Any) -> SourceConfig:
     if not isinstance(data, dict):
-        raise ConfigError("params.yaml: section 'source' must be a mapping")
+        raise ConfigError(f"{config_where()}: section 'source' must be a mapping")
     kind = data.get("kind")
     if kind not in _KINDS:
         raise ConfigError(
-            f"params.yaml: source.kind: must be one of {sorted(_KINDS)} (got {kind!r})"
+            f"{config_where()}: source.kind: must be one of {sorted(_KINDS)} (got {kind!r})"
         )
     return validate_config(_KINDS[kind], data, "source")  # type: ignore[return-value]

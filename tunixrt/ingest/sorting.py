@@ -9,8 +9,8 @@ from pathlib import Path
 
 import orjson
 
-# (id, seq, source, line, canonical JSON bytes)
-Entry = tuple[str, int, str, int, bytes]
+# (id, seq, source, line, canonical JSON bytes, the input's raw text as rejects show it)
+Entry = tuple[str, int, str, int, bytes, str]
 
 
 class SortedSpool:
@@ -32,7 +32,7 @@ class SortedSpool:
         path = self._dir / f"run-{len(self._runs):05d}.jsonl"
         with open(path, "wb") as fh:
             for e in self._buf:
-                fh.write(orjson.dumps([e[0], e[1], e[2], e[3], e[4].decode()]) + b"\n")
+                fh.write(orjson.dumps([e[0], e[1], e[2], e[3], e[4].decode(), e[5]]) + b"\n")
         self._runs.append(path)
         self._buf = []
 
@@ -40,8 +40,8 @@ class SortedSpool:
     def _read(path: Path) -> Iterator[Entry]:
         with open(path, "rb") as fh:
             for line in fh:
-                i, seq, src, ln, rec = orjson.loads(line)
-                yield i, seq, src, ln, rec.encode()
+                i, seq, src, ln, rec, raw = orjson.loads(line)
+                yield i, seq, src, ln, rec.encode(), raw
 
     def sorted(self) -> Iterator[Entry]:
         self._buf.sort(key=lambda e: (e[0], e[1]))

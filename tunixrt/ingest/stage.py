@@ -19,12 +19,12 @@ from tunixrt.ingest.config import FilesSource, SourceConfig, SyntheticSource, pa
 from tunixrt.ingest.sorting import SortedSpool
 from tunixrt.ingest.synthetic import generate
 from tunixrt.jsonio import atomic_writer, dumps_line, iter_lines, write_json
+from tunixrt.paths import INGEST_REPORT as REPORT
+from tunixrt.paths import REJECTS, TRACES
+from tunixrt.paths import TRACES_DIR as OUT_DIR
 from tunixrt.traces import RecordError, build_trace
+from tunixrt.validation import config_where
 
-OUT_DIR = Path("data/traces")
-TRACES = OUT_DIR / "traces.jsonl"
-REJECTS = OUT_DIR / "rejects.jsonl"
-REPORT = OUT_DIR / "report.json"
 RAW_CHARS = 512
 # Folders dvc.yaml declares as ingest dependencies: files elsewhere are read but not tracked.
 TRACKED_INPUT_DIRS = ("fixtures", "inputs")
@@ -51,7 +51,7 @@ def expand_paths(patterns: list[str], root: Path) -> list[str]:
         base = pattern if os.path.isabs(pattern) else str(root / pattern)
         matches = [m for m in glob.glob(base, recursive=True) if os.path.isfile(m)]
         if not matches:
-            raise ConfigError(f"params.yaml: source.paths.{k}: no file matches {pattern!r}")
+            raise ConfigError(f"{config_where()}: source.paths.{k}: no file matches {pattern!r}")
         for m in matches:
             rel = os.path.relpath(m, root) if not os.path.isabs(pattern) else m
             found.add(source_label(rel, root))
@@ -94,7 +94,10 @@ def _parse(raw: bytes | dict[str, Any], max_bytes: int) -> dict[str, Any]:
     return obj
 
 
-def _raw_text(raw: bytes | dict[str, Any]) -> str:
+def _raw_text(raw: bytes | str | dict[str, Any]) -> str:
+    """What a reject row shows of its input: the line's first RAW_CHARS characters."""
+    if isinstance(raw, str):
+        return raw
     if isinstance(raw, dict):
         return orjson.dumps(raw, option=orjson.OPT_SORT_KEYS).decode()[:RAW_CHARS]
     return raw[: RAW_CHARS * 4].decode("utf-8", errors="replace")[:RAW_CHARS]
@@ -159,11 +162,13 @@ def ingest(cfg: SourceConfig, root: Path, *, sort_run_size: int = 100_000) -> di
                     tally.count(src, "duplicates")
                     continue
                 seen.add(digest)
-                spool.add((trace.id, seq, src, line, dumps_line(trace.model_dump())))
+                spool.add(
+                    (trace.id, seq, src, line, dumps_line(trace.model_dump()), _raw_text(raw))
+                )
 
             with atomic_writer(root / TRACES) as traces:
                 prev: tuple[str, str, int] | None = None
-                for tid, _, src, line, body in spool.sorted():
+                for tid, _, src, line, body, raw_text in spool.sorted():
                     if prev is not None and prev[0] == tid:
                         err = RecordError(
                             f"duplicate id {tid!r} with different content "
@@ -171,7 +176,7 @@ def ingest(cfg: SourceConfig, root: Path, *, sort_run_size: int = 100_000) -> di
                             "id",
                             "duplicate_id",
                         )
-                        reject(src, line, err, body.rstrip(b"\n"))
+                        reject(src, line, err, raw_text)
                         continue
                     prev = (tid, src, line)
                     tally.count(src, "accepted")

@@ -22,16 +22,29 @@ class SyntheticParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     n: int = Field(ge=1, description="number of distinct problems")
-    seed: int = 0
-    operations: list[Operation] = Field(default_factory=lambda: ["add", "sub"], min_length=1)
-    min_digits: int = Field(2, ge=1, le=18)
-    max_digits: int = Field(3, ge=1, le=18)
+    seed: int = Field(0, description="the generator's seed")
+    operations: list[Operation] = Field(
+        default_factory=lambda: ["add", "sub"], min_length=1, description="add and/or sub"
+    )
+    min_digits: int = Field(2, ge=1, le=18, description="fewest digits of an operand")
+    max_digits: int = Field(3, ge=1, le=18, description="most digits of an operand")
 
     @model_validator(mode="after")
     def _digits_ordered(self) -> SyntheticParams:
         if self.min_digits > self.max_digits:
             raise ValueError("min_digits must be <= max_digits")
+        if self.n > self.max_n():
+            raise ValueError(
+                f"n: {self.n} problems is more than these digits allow: at most {self.max_n()} "
+                f"(a quarter of the {self.space_size()} possible) for min_digits="
+                f"{self.min_digits}, max_digits={self.max_digits}, operations="
+                f"{list(self.operations)}; lower n or raise max_digits"
+            )
         return self
+
+    def max_n(self) -> int:
+        """Distinct problems are drawn by rejection: beyond a quarter of the space it crawls."""
+        return self.space_size() // 4
 
     def space_size(self) -> int:
         per_operand = 10**self.max_digits - (
@@ -114,10 +127,6 @@ def make_problem(op: Operation, a: int, b: int) -> dict[str, Any]:
 
 def generate(p: SyntheticParams) -> Iterator[dict[str, Any]]:
     """`p.n` distinct problems, a pure function of the params."""
-    if p.n > p.space_size() // 4:
-        raise ValueError(
-            f"n={p.n} is too close to the {p.space_size()} possible problems for these digits"
-        )
     rng = random.Random(p.seed)
     seen: set[tuple[str, int, int]] = set()
     ops = list(dict.fromkeys(p.operations))

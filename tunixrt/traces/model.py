@@ -23,32 +23,38 @@ class TraceLimits(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    prompt_max_chars: int = Field(50_000, ge=1)
-    final_answer_max_chars: int = Field(50_000, ge=1)
-    max_steps: int = Field(1_000, ge=0)
-    step_max_chars: int = Field(20_000, ge=1)
-    record_max_bytes: int = Field(1_000_000, ge=1)
+    prompt_max_chars: int = Field(50_000, ge=1, description="longest prompt, in characters")
+    final_answer_max_chars: int = Field(
+        50_000, ge=1, description="longest final answer, in characters"
+    )
+    max_steps: int = Field(1_000, ge=0, description="most reasoning steps")
+    step_max_chars: int = Field(20_000, ge=1, description="longest step, in characters")
+    record_max_bytes: int = Field(1_000_000, ge=1, description="largest input record, in bytes")
 
 
 class Step(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    i: int = Field(ge=0)
-    type: str = Field("process", min_length=1, max_length=64)
-    content: str
+    i: int = Field(ge=0, description="the step's index, unique in its trace")
+    type: str = Field("process", min_length=1, max_length=64, description="a free label")
+    content: str = Field(description="the step's text")
 
 
 class Trace(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    id: str | None = Field(None, min_length=1, max_length=256)
-    trace_version: str = Field(TRACE_VERSION, min_length=1, max_length=64)
-    prompt: str
-    system: str | None = None
-    steps: list[Step] = Field(default_factory=list)
-    final_answer: str
-    meta: dict[str, Any] | None = None
-    source: str | None = None
+    id: str | None = Field(
+        None, min_length=1, max_length=256, description="kept when given, else content-derived"
+    )
+    trace_version: str = Field(
+        TRACE_VERSION, min_length=1, max_length=64, description="tunix-rt's trace version"
+    )
+    prompt: str = Field(description="the question")
+    system: str | None = Field(None, description="the trace's own system prompt")
+    steps: list[Step] = Field(default_factory=list, description="the reasoning steps, in order")
+    final_answer: str = Field(description="the answer the steps arrive at")
+    meta: dict[str, Any] | None = Field(None, description="free metadata (category, ...)")
+    source: str | None = Field(None, description="the input file (or generator) it came from")
 
 
 class RecordError(Exception):

@@ -1,6 +1,7 @@
 """Fixed-shape micro-batches in an order that is a pure function of (seed, epoch).
 
-Each epoch shuffles the examples with `numpy.random.default_rng([seed, epoch])`, forms rows (one
+Each epoch shuffles the examples with `numpy.random.default_rng([*seed, epoch])` (the train
+stage's seed is the `data` stream of `tunixrt.train.rng`), forms rows (one
 example per row, or with packing several consecutive examples while they fit in `max_len`),
 and cuts the rows into micro-batches of `batch_size`, dropping the epoch's last partial one.
 Rows are right padded with the pad id. Tunix resumes by pulling and discarding the batches it
@@ -19,8 +20,9 @@ from tunixrt.errors import ConfigError
 from tunixrt.train.examples import Example
 
 
-def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
-    return np.random.default_rng([seed, epoch]).permutation(n)
+def epoch_order(n: int, seed: int | Sequence[int], epoch: int) -> np.ndarray:
+    words = [seed] if isinstance(seed, int) else list(seed)
+    return np.random.default_rng([*words, epoch]).permutation(n)
 
 
 def pack_rows(lengths: Sequence[int], order: Sequence[int], max_len: int) -> list[list[int]]:
@@ -50,7 +52,7 @@ def plan_batches(
     *,
     batch_size: int,
     max_len: int,
-    seed: int,
+    seed: int | Sequence[int],
     packing: bool,
     num_epochs: int,
     micro_batches: int | None = None,

@@ -3,25 +3,36 @@
 Layout (Tunix's CheckpointManager over orbax): `<step>/model_params` (all weights, or only the
 LoRA weights when LoRA is on), `<step>/optimizer_state`, and `<step>/_CHECKPOINT_METADATA`,
 whose `custom_metadata` holds tunixrt's run fingerprint and per-step history.
+
+A checkpoint of another configuration is never deleted: it is moved to
+`<output_dir>/checkpoints.aside/<fingerprint>/` (the newest ASIDE_KEEP kept there), so a run
+that changed its mind can be put back by hand.
 """
 
 from __future__ import annotations
 
 import hashlib
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
 import orjson
 
-from tunixrt.run_manifest import RunManifest
+from tunixrt.manifest.schema import RunManifest
+from tunixrt.paths import CHECKPOINTS
 
-CHECKPOINTS = "checkpoints"
+ASIDE = f"{CHECKPOINTS}.aside"
+ASIDE_KEEP = 3
+# Training fields that change no number of the run: when to save, how many to keep, when to
+# measure the val loss. A change to them resumes.
+CADENCE_FIELDS = frozenset({"checkpoint_every_steps", "keep_checkpoints", "eval_every_steps"})
 
 
 def training_code_digest(package: Path = Path(__file__).parent) -> str:
     """sha256 of the `tunixrt.train` sources: a code change (new init, new loss) makes DVC rerun
-    the stage, and that rerun must start over rather than resume the old code's last step."""
+    the stage, and that rerun must start over (the old run is set aside), not resume the old
+    code's last step."""
     h = hashlib.sha256()
     for path in sorted(package.rglob("*.py")):
         h.update(path.relative_to(package).as_posix().encode() + b"\0")
@@ -30,18 +41,16 @@ def training_code_digest(package: Path = Path(__file__).parent) -> str:
 
 
 def run_fingerprint(manifest: RunManifest) -> str:
-    """What a checkpoint must share with this run to be resumed from: model, training config,
-    seed, the training data and the training code (not the runtime: a run may resume on another
-    mesh)."""
+    """What a checkpoint must share with this run to be resumed from: the model, the training
+    data, the optimizer, schedule and batch plan (every `train` field but the cadence ones), the
+    seed and the training code; not the runtime (a run may resume on another mesh)."""
     train = manifest.dataset.splits.get("train")
-    val = manifest.dataset.splits.get("val")
     doc = {
         "model": manifest.model.model_dump(mode="json"),
-        "training": manifest.training.model_dump(mode="json"),
+        "training": manifest.training.model_dump(mode="json", exclude=set(CADENCE_FIELDS)),
         "seed": manifest.seed,
         "code_sha256": training_code_digest(),
         "train_sha256": train.sha256 if train else None,
-        "val_sha256": val.sha256 if val and manifest.training.eval_every_steps else None,
     }
     return hashlib.sha256(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
@@ -65,11 +74,31 @@ def latest_checkpoint(directory: Path) -> tuple[int | None, dict[str, Any]]:
         mngr.close()
 
 
-def discard_foreign_checkpoints(directory: Path, fingerprint: str) -> int | None:
-    """Remove checkpoints another configuration wrote; the step to resume from, if any."""
+def set_aside_foreign_checkpoints(directory: Path, fingerprint: str) -> int | None:
+    """Move checkpoints another configuration wrote out of the way; the step to resume from."""
     step, meta = latest_checkpoint(directory)
     if step is not None and meta.get("fingerprint") == fingerprint:
         return step
-    if directory.exists():
+    if not directory.exists():
+        return None
+    if step is None:  # nothing resumable in it (an empty or interrupted folder)
         shutil.rmtree(directory)
+        return None
+    aside = directory.parent / ASIDE
+    label = str(meta.get("fingerprint") or "unknown")[:16]
+    dest = aside / label
+    if dest.exists():
+        shutil.rmtree(dest)
+    aside.mkdir(parents=True, exist_ok=True)
+    directory.rename(dest)
+    dest.touch()  # its mtime orders the ones kept
+    kept = sorted(aside.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in kept[ASIDE_KEEP:]:
+        shutil.rmtree(old, ignore_errors=True)
+    print(
+        f"train: the checkpoints in {directory} (step {step}) belong to another configuration; "
+        f"moved to {dest} (the newest {ASIDE_KEEP} are kept in {aside})",
+        file=sys.stderr,
+        flush=True,
+    )
     return None

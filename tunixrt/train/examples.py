@@ -26,10 +26,6 @@ class Example:
     tokens: np.ndarray  # int32 [n]: <bos> prompt completion [eos]
     completion_start: int  # index of the first completion token; the loss mask is 1 from here
 
-    @property
-    def loss_mask(self) -> np.ndarray:
-        return (np.arange(len(self.tokens)) >= self.completion_start).astype(np.int32)
-
 
 @dataclass
 class EncodedSplit:

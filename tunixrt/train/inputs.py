@@ -52,14 +52,3 @@ def make_model_input_fn(bos_id: int, pad_id: int) -> Callable[[TrainingInput], d
         return model_inputs(x, bos_id, pad_id)
 
     return gen_model_input_fn
-
-
-def token_nll(model: Any, x: TrainingInput, bos_id: int, pad_id: int) -> jax.Array:
-    """Per-token negative log-likelihood [B, L-1] of token t+1 given the row up to t, masked
-    by the loss mask as Tunix's default loss does (it divides their sum by the mask's sum)."""
-    inputs = model_inputs(x, bos_id, pad_id)
-    logits, _ = model(inputs["input_tokens"], inputs["positions"], None, inputs["attention_mask"])
-    logp = jax.nn.log_softmax(logits[:, :-1].astype(jnp.float32), axis=-1)
-    target = inputs["input_tokens"][:, 1:]
-    nll = -jnp.take_along_axis(logp, target[..., None], axis=-1)[..., 0]
-    return nll * x.input_mask[:, 1:]

@@ -21,7 +21,8 @@ import numpy as np
 from flax import nnx
 
 from tunixrt.errors import ConfigError
-from tunixrt.run_manifest import LoraSection, ModelSection
+from tunixrt.manifest.schema import LoraSection, ModelSection
+from tunixrt.train import rng
 from tunixrt.train.runtime import use_mesh
 from tunixrt.train.tokenizer import Tokenizer
 
@@ -205,13 +206,12 @@ def checkpoint_dir(section: ModelSection, root: Path) -> Path | None:
     return path
 
 
-def _revive_zero_kernels(model: nnx.Module, seed: int) -> None:
+def _revive_zero_kernels(model: nnx.Module, key: jax.Array) -> None:
     """Tunix's models start every MLP kernel at zero (real weights overwrite them); from random
     init such an MLP never trains, as every gradient through it is zero. The all-zero matrices
     that feed the MLP (gate, up) get normal(0, 1/sqrt(fan_in)); `down_proj` stays zero, so each
     MLP starts as a no-op on the residual stream (like a zero-initialized residual branch) and
     comes alive from the first step. 1-D params (norm scales, biases) keep their init."""
-    key = jax.random.key(seed)
     params = [
         (path, v)
         for path, v in nnx.iter_graph(model)
@@ -227,8 +227,9 @@ def _revive_zero_kernels(model: nnx.Module, seed: int) -> None:
 def _random_model(cls: Any, config: Any, seed: int, mesh: jax.sharding.Mesh) -> nnx.Module:
     @nnx.jit
     def create() -> nnx.Module:
-        model = cls(config, rngs=nnx.Rngs(seed))
-        _revive_zero_kernels(model, seed)
+        keys = rng.streams(seed)
+        model = cls(config, rngs=nnx.Rngs(keys["init"]))
+        _revive_zero_kernels(model, keys["revive"])
         state = nnx.state(model)
         nnx.update(model, jax.lax.with_sharding_constraint(state, nnx.get_partition_spec(state)))
         return model
@@ -275,13 +276,14 @@ def build_model(
 def apply_lora(
     model: nnx.Module, lora: LoraSection, mesh: jax.sharding.Mesh, *, seed: int
 ) -> nnx.Module:
-    """qwix LoRA adapters on the modules matching `lora.module_path` (B starts at zero)."""
+    """qwix LoRA adapters on the modules matching `lora.module_path` (B starts at zero), drawn
+    from the `lora` stream of `seed`."""
     import qwix
 
     provider = qwix.LoraProvider(module_path=lora.module_path, rank=lora.rank, alpha=lora.alpha)
     with use_mesh(mesh):
         lora_model = qwix.apply_lora_to_model(
-            model, provider, rngs=nnx.Rngs(seed), **model.get_model_input()
+            model, provider, rngs=nnx.Rngs(rng.stream(seed, "lora")), **model.get_model_input()
         )
         if not any(isinstance(v, nnx.LoRAParam) for _, v in nnx.iter_graph(lora_model)):
             raise ConfigError(

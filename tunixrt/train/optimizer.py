@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import optax
 
-from tunixrt.run_manifest import TrainingSection
+from tunixrt.manifest.schema import TrainingSection
 
 
 def warmup_steps(t: TrainingSection, total_steps: int) -> int:

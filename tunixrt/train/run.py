@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from tunixrt.errors import ConfigError, DataError
-from tunixrt.run_manifest import RunManifest
+from tunixrt.manifest.load import verify_inputs
+from tunixrt.manifest.schema import RunManifest
+from tunixrt.paths import CHECKPOINTS
 from tunixrt.train import runtime
-from tunixrt.train.checkpoints import CHECKPOINTS, discard_foreign_checkpoints, run_fingerprint
+from tunixrt.train.checkpoints import run_fingerprint, set_aside_foreign_checkpoints
 
 LIVE = "live"
 
@@ -36,6 +38,7 @@ def train(manifest: RunManifest, root: Path) -> dict[str, Any]:
     Writes under `root / manifest.output.output_dir`: `checkpoints/`, `metrics.json`,
     `perf.json` and the DVCLive folder `live/`. Returns the content of metrics.json.
     """
+    verify_inputs(manifest, root)
     runtime.configure_platform(manifest.runtime)
     t_setup = time.perf_counter()
 
@@ -44,12 +47,13 @@ def train(manifest: RunManifest, root: Path) -> dict[str, Any]:
     from tqdm import tqdm
     from tunix.sft import peft_trainer
 
+    from tunixrt.train import rng
     from tunixrt.train.batches import BatchStream, plan_batches
     from tunixrt.train.examples import encode_records, read_export
     from tunixrt.train.inputs import make_model_input_fn
+    from tunixrt.train.metrics import LiveSeries, training_metrics, write_reports
     from tunixrt.train.model import apply_lora, build_model, checkpoint_dir
     from tunixrt.train.optimizer import make_optimizer, make_schedule
-    from tunixrt.train.report import LiveSeries, training_metrics, write_reports
     from tunixrt.train.tokenizer import make_tokenizer
     from tunixrt.train.trainer import HistoryTrainer, LatestScalars, StepLogger
 
@@ -83,7 +87,7 @@ def train(manifest: RunManifest, root: Path) -> dict[str, Any]:
         [len(e.tokens) for e in split.examples],
         batch_size=t.batch_size,
         max_len=t.max_seq_length,
-        seed=manifest.seed,
+        seed=rng.numpy_seed(rng.stream(manifest.seed, "data")),
         packing=t.packing,
         num_epochs=t.num_epochs,
         micro_batches=t.max_steps * accum if t.max_steps else None,
@@ -110,7 +114,7 @@ def train(manifest: RunManifest, root: Path) -> dict[str, Any]:
     fingerprint = run_fingerprint(manifest)
     ckpt_dir = (out_dir / CHECKPOINTS).resolve()
     if is_main:
-        discard_foreign_checkpoints(ckpt_dir, fingerprint)
+        set_aside_foreign_checkpoints(ckpt_dir, fingerprint)
     if jax.process_count() > 1:
         from jax.experimental import multihost_utils
 
@@ -118,7 +122,7 @@ def train(manifest: RunManifest, root: Path) -> dict[str, Any]:
 
     model = build_model(manifest.model, tokenizer, mesh, seed=manifest.seed, root=root)
     if t.lora.enabled:
-        model = apply_lora(model, t.lora, mesh, seed=manifest.seed + 1)
+        model = apply_lora(model, t.lora, mesh, seed=manifest.seed)
     scalars = LatestScalars()  # Tunix's grad norm and eval loss reach the hooks through this
     config = peft_trainer.TrainingConfig(
         eval_every_n_steps=t.eval_every_steps or total_steps + 1,

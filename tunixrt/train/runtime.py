@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from tunixrt.errors import ConfigError
-from tunixrt.run_manifest import RuntimeSection
+from tunixrt.manifest.schema import RuntimeSection
 
 if TYPE_CHECKING:
     import jax

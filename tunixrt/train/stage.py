@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tunixrt.export.manifest import load_run_manifest
+from tunixrt.manifest.load import load_run_manifest
 
 
 def run(params: Mapping[str, Any], root: Path) -> None:

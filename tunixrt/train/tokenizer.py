@@ -11,11 +11,9 @@ from pathlib import Path
 from typing import ClassVar, Protocol
 
 from tunixrt.errors import ConfigError
-from tunixrt.run_manifest import TokenizerSection
+from tunixrt.formats.gemma import END_OF_TURN, START_OF_TURN, TURN_MARKERS
+from tunixrt.manifest.schema import TokenizerSection
 
-START_OF_TURN = "<start_of_turn>"
-END_OF_TURN = "<end_of_turn>"
-TURN_MARKERS = (START_OF_TURN, END_OF_TURN)
 _MARKER_SPLIT = re.compile("(" + "|".join(map(re.escape, TURN_MARKERS)) + ")")
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from tunixrt.formats import FormatSpec, render_record
 from tunixrt.ingest.synthetic import SyntheticParams, generate
 from tunixrt.jsonio import atomic_writer, dumps_line
-from tunixrt.run_manifest import (
+from tunixrt.manifest.schema import (
     DatasetSection,
     ModelSection,
     OutputSection,
@@ -68,12 +68,12 @@ def make_manifest(
     output_dir: str = "runs/train",
 ) -> RunManifest:
     return RunManifest(
-        tunixrt_version="test",
+        tunixrt_version=None,
         seed=training.seed,
         model=model,
         dataset=DatasetSection(
             format="tunix_sft",
-            reasoning_style="steps",
+            reasoning_style="numbered",
             path=splits["train"].path,
             dataset_key="synthetic",
             content_sha256=hashlib.sha256(

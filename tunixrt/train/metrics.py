@@ -1,4 +1,4 @@
-"""What the train stage reports: DVCLive series, metrics.json (deterministic), perf.json (timing).
+"""What the train stage records: DVCLive series, metrics.json (deterministic), perf.json (timing).
 
 metrics.json is a pure function of data, config and seed (floats rounded to 6 decimals, sorted
 keys), so two clean runs on one machine write the same bytes. Wall-clock figures go to perf.json

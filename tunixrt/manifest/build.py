@@ -1,8 +1,13 @@
-"""The manifest stage: export files + `model`/`train`/`runtime` params -> run_manifest.yaml."""
+"""The manifest stage: export files + `model`/`train`/`runtime` params -> run_manifest.yaml.
+
+The format fields go through the same `FormatSpec` the export stage parsed (so they are the
+enums the formats define, and the system prompt is normalized as export normalized it). The
+`eval` section is validated here too: the manifest stage runs before training, so a bad
+`eval.*` value stops the pipeline before the expensive stage rather than after it.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -11,10 +16,13 @@ from typing import Any
 import orjson
 import yaml
 
-from tunixrt import __version__
+from tunixrt import installed_version
 from tunixrt.errors import ConfigError, DataError
+from tunixrt.evaluate.config import EvalConfig
+from tunixrt.formats.spec import FormatSpec
 from tunixrt.jsonio import atomic_writer, read_json
-from tunixrt.run_manifest import (
+from tunixrt.manifest.load import digest_and_count
+from tunixrt.manifest.schema import (
     DatasetSection,
     ModelSection,
     RunManifest,
@@ -22,63 +30,50 @@ from tunixrt.run_manifest import (
     SplitFile,
     TrainingSection,
 )
+from tunixrt.paths import DATASET_MANIFEST, RUN_MANIFEST, SPLITS, export_path
 from tunixrt.validation import validate_config
 
-EXPORT_DIR = Path("data/export")
-RUN_MANIFEST = EXPORT_DIR / "run_manifest.yaml"
-DATASET_MANIFEST = Path("data/dataset/manifest.json")
-SPLITS = ("train", "val", "test")
 
-
-def export_path(split: str) -> Path:
-    return EXPORT_DIR / f"{split}.jsonl"
-
-
-def _hash_and_count(path: Path) -> tuple[str, int, dict[str, Any] | None]:
-    h, n, first = hashlib.sha256(), 0, None
+def _first_record(path: Path) -> dict[str, Any] | None:
     with open(path, "rb") as fh:
         for line in fh:
-            h.update(line)
             if line.strip():
-                n += 1
-                if first is None:
-                    first = orjson.loads(line)
-    return h.hexdigest(), n, first
+                return orjson.loads(line)
+    return None
 
 
 def build_run_manifest(params: Mapping[str, Any], root: Path) -> RunManifest:
     model = validate_config(ModelSection, params.get("model"), "model")
     training = validate_config(TrainingSection, params.get("train"), "train")
     runtime = validate_config(RuntimeSection, params.get("runtime"), "runtime")
-    fmt = params.get("format") or {}
+    spec = validate_config(FormatSpec, params.get("format"), "format")
+    validate_config(EvalConfig, params.get("eval"), "eval")
     if not (root / DATASET_MANIFEST).is_file():
         raise DataError(f"{DATASET_MANIFEST}: not found; run the dataset stage first")
     ds = read_json(root / DATASET_MANIFEST)
     splits: dict[str, SplitFile] = {}
-    first_train = None
     for s in SPLITS:
         path = root / export_path(s)
         if not path.is_file():
             raise DataError(f"{export_path(s)}: not found; run the export stage first")
-        sha, n, first = _hash_and_count(path)
+        sha, n = digest_and_count(path)
         splits[s] = SplitFile(path=export_path(s).as_posix(), sha256=sha, records=n)
-        if s == "train":
-            first_train = first
+    first_train = _first_record(root / export_path("train"))
     if first_train is None:
         raise DataError(f"{export_path('train')}: no training records")
     if not all(isinstance(first_train.get(k), str) for k in ("prompt", "completion")):
         raise ConfigError(
-            f"params.yaml: format.name: {fmt.get('name')!r} records carry no prompt/completion "
-            "to train on; choose tunix_sft, messages, prompt_completion, tunixrt_legacy or grpo"
+            f"format.name: {spec.name!r} records carry no prompt/completion to train on; "
+            "choose tunix_sft, messages, prompt_completion, tunixrt_legacy or grpo"
         )
     return RunManifest(
-        tunixrt_version=__version__,
+        tunixrt_version=installed_version(),
         seed=training.seed,
         model=model,
         dataset=DatasetSection(
-            format=str(fmt.get("name")),
-            reasoning_style=str(fmt.get("reasoning_style")),
-            system_prompt=fmt.get("system_prompt"),
+            format=spec.name,
+            reasoning_style=spec.reasoning_style,
+            system_prompt=spec.system_prompt,
             path=splits["train"].path,
             dataset_key=ds["dataset_key"],
             content_sha256=ds["content_sha256"],
@@ -92,15 +87,6 @@ def build_run_manifest(params: Mapping[str, Any], root: Path) -> RunManifest:
 def dump_manifest(m: RunManifest) -> bytes:
     text = yaml.safe_dump(m.model_dump(mode="json"), sort_keys=False, allow_unicode=True, width=100)
     return text.encode()
-
-
-def load_run_manifest(root: Path, path: Path = RUN_MANIFEST) -> RunManifest:
-    """Read and validate the run manifest (the train stage's single source of truth)."""
-    full = root / path
-    if not full.is_file():
-        raise DataError(f"{path}: not found; run the manifest stage first")
-    data = yaml.safe_load(full.read_text(encoding="utf-8"))
-    return validate_config(RunManifest, data, "", source=str(path))
 
 
 def run(params: Mapping[str, Any], root: Path) -> None:

@@ -1,7 +1,8 @@
 """`tunixrt verify` / `make verify`: the CI reproducibility check.
 
+Everything is checked on a fresh clone of the committed HEAD (uncommitted changes are not CI's):
 1. params.yaml equals conf/ composed with no overrides.
-2. In a fresh clone of the committed HEAD: `dvc repro` from nothing, then `dvc status` is clean.
+2. `dvc repro` from nothing, then `dvc status` is clean.
 3. Every data-stage out (ingest, dataset, export, manifest) has the md5 the committed dvc.lock
    records, and the lock's deps and params match what the clone computed (else it is stale).
 4. The data stages, forced to run again in the clone, write the same bytes (no timestamps).
@@ -58,6 +59,7 @@ def _stages_in(lock: dict[str, Any], names: tuple[str, ...]) -> list[str]:
 
 
 def check_params(root: Path, report: Report) -> None:
+    """params.yaml equals conf/ composed, in `root` (verify passes the clone of HEAD)."""
     with tempfile.TemporaryDirectory() as tmp:
         composed = write_params(root, (), Path(tmp) / PARAMS_FILE).read_text()
     current_path = root / PARAMS_FILE
@@ -145,7 +147,6 @@ def verify(
     root: Path, *, data_only: bool = False, rel_tol: float = 1e-3, keep: bool = False
 ) -> Report:
     report = Report()
-    check_params(root, report)
     dirty = _run(["git", "status", "--porcelain", "--untracked-files=no"], root).stdout.strip()
     if dirty:
         print(
@@ -158,6 +159,7 @@ def verify(
         proc = _run(["git", "clone", "--quiet", str(root), str(clone)], tmp)
         if not report.check(proc.returncode == 0, "fresh clone of HEAD", proc.stderr):
             return report
+        check_params(clone, report)
         committed = yaml.safe_load((clone / LOCK).read_text()) if (clone / LOCK).is_file() else None
         if not report.check(
             committed is not None, "dvc.lock is committed", "run `dvc repro`, commit dvc.lock"
@@ -186,7 +188,7 @@ def verify(
         check_repeat(clone, data, report, "data stages")
         model = [] if data_only else _stages_in(fresh, MODEL_STAGES)
         if model:
-            from tunixrt.verify_model import check_model_stages
+            from tunixrt.verify.model import check_model_stages
 
             check_model_stages(root, clone, model, committed, report, rel_tol, _run)
     finally:

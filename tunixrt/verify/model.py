@@ -23,9 +23,12 @@ from typing import Any
 
 import orjson
 
-METRICS = ("runs/train/metrics.json", "runs/eval/metrics.json")
-SAME_BYTES = (*METRICS, "runs/eval/predictions.jsonl")
-CHECKPOINTS = "runs/train/checkpoints"
+from tunixrt.paths import CHECKPOINTS as CHECKPOINT_DIR
+from tunixrt.paths import EVAL_METRICS, PREDICTIONS, TRAIN_DIR, TRAIN_METRICS
+
+METRICS = (TRAIN_METRICS.as_posix(), EVAL_METRICS.as_posix())
+SAME_BYTES = (*METRICS, PREDICTIONS.as_posix())
+CHECKPOINTS = TRAIN_DIR / CHECKPOINT_DIR
 ABS_TOL = 0.01
 RATES = ("exact_match", "delta")
 RATE_POINTS = 0.03

@@ -1,0 +1,1 @@
+"""The ingest stage: source files or the generator -> canonical traces, rejects, report."""

@@ -1,0 +1,183 @@
+"""The run manifest's typed sections; `model`, `train` and `runtime` are also the schemas of
+those config groups.
+
+Keys and defaults follow tunix-rt's manifest (`version`, `runner`, `mode`, `model.model_id`,
+`dataset.format`, `dataset.path`, `training.*`, `output.output_dir`) with tunix-rt's ranges;
+what it lacked (dataset key and hashes, tokenizer, mesh, seed, tunixrt version) is added.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from tunixrt.formats.spec import FormatName, FormatSpec, ReasoningStyleName
+from tunixrt.paths import TRAIN_DIR
+
+MANIFEST_VERSION = "1.0"
+GEMMA_LORA_MODULES = ".*q_einsum|.*kv_einsum|.*attn_vec_einsum|.*gate_proj|.*up_proj|.*down_proj"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TokenizerSection(_Strict):
+    kind: Literal["byte", "sentencepiece"] = Field(
+        "byte",
+        description="byte: UTF-8 bytes plus Gemma's special tokens (tiny models); "
+        "sentencepiece: a tokenizer.model file (real Gemma checkpoints)",
+    )
+    path: str | None = Field(None, description="tokenizer.model, required for sentencepiece")
+
+    @model_validator(mode="after")
+    def _path_for_sentencepiece(self) -> TokenizerSection:
+        if self.kind == "sentencepiece" and not self.path:
+            raise ValueError("tokenizer.path is required when tokenizer.kind is sentencepiece")
+        return self
+
+
+class ModelSection(_Strict):
+    """`model` group: which Tunix model, from which weights."""
+
+    model_id: str = Field(min_length=1, description="a name for the model, as tunix-rt had")
+    family: Literal["gemma3", "gemma", "llama3", "qwen2", "qwen3"] = Field(
+        description="the Tunix model family (tunix.models.<family>)"
+    )
+    preset: str = Field(
+        min_length=1,
+        description="a Tunix ModelConfig factory of the family (e.g. gemma3_270m), or `tiny`",
+    )
+    config: dict[str, Any] = Field(
+        default_factory=dict, description="ModelConfig fields set on top of the preset"
+    )
+    checkpoint_path: str | None = Field(
+        None, description="local folder with the weights; None = random init (tiny only)"
+    )
+    dtype: Literal["float32", "bfloat16"] = Field(
+        "float32", description="parameter and compute dtype"
+    )
+    tokenizer: TokenizerSection = Field(
+        default_factory=TokenizerSection, description="how text becomes token ids"
+    )
+
+
+class LoraSection(_Strict):
+    enabled: bool = Field(False, description="train LoRA adapters instead of all weights")
+    rank: int = Field(16, ge=1, le=4096, description="adapter rank")
+    alpha: float = Field(32.0, gt=0, description="adapter scale numerator (scale = alpha/rank)")
+    module_path: str = Field(
+        GEMMA_LORA_MODULES, description="regex of the module paths that get adapters"
+    )
+
+
+class TrainingSection(_Strict):
+    """`train` group. Defaults are tunix-rt's; conf/train/ sets values for the tiny CPU model."""
+
+    learning_rate: float = Field(2e-5, gt=0, le=1, description="peak learning rate (AdamW)")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW decoupled weight decay")
+    num_epochs: int = Field(3, ge=1, le=100, description="passes over the training split")
+    batch_size: int = Field(8, ge=1, le=512, description="examples (rows) per micro-batch")
+    max_seq_length: int = Field(
+        2048, ge=128, le=32768, description="tokens per row; longer examples are truncated"
+    )
+    max_steps: int | None = Field(None, ge=1, description="overrides num_epochs when set")
+    warmup_ratio: float = Field(0.05, ge=0, lt=1, description="fraction of steps of linear warm-up")
+    end_lr_ratio: float = Field(0.0, ge=0, le=1, description="cosine decays to lr * this")
+    b1: float = Field(0.9, gt=0, lt=1, description="AdamW beta1")
+    b2: float = Field(0.999, gt=0, lt=1, description="AdamW beta2")
+    max_grad_norm: float | None = Field(
+        1.0, gt=0, description="clip the global gradient norm to this; None: no clipping"
+    )
+    gradient_accumulation_steps: int = Field(
+        1, ge=1, description="micro-batches per optimizer step"
+    )
+    packing: bool = Field(False, description="pack several examples into one row")
+    lora: LoraSection = Field(default_factory=LoraSection, description="LoRA adapters")
+    checkpoint_every_steps: int = Field(100, ge=1, description="save a checkpoint every N steps")
+    keep_checkpoints: int = Field(2, ge=1, description="how many checkpoints to keep")
+    eval_every_steps: int | None = Field(
+        None, ge=1, description="val-split loss every N steps; None: never"
+    )
+    seed: int = Field(0, description="root of every random stream: init, LoRA, data order")
+
+
+class RuntimeSection(_Strict):
+    """`runtime` group: the device mesh."""
+
+    name: str = Field("cpu", description="a label for the runtime preset")
+    platform: Literal["cpu", "tpu", "gpu"] = Field("cpu", description="the JAX platform")
+    mesh_shape: list[int] = Field(
+        default_factory=lambda: [1, 1],
+        min_length=2,
+        max_length=2,
+        description="devices along each mesh axis",
+    )
+    mesh_axes: list[str] = Field(
+        default_factory=lambda: ["fsdp", "tp"],
+        min_length=2,
+        max_length=2,
+        description="mesh axis names: data/FSDP first, tensor parallel second",
+    )
+    multi_host: bool = Field(False, description="call jax.distributed.initialize() first")
+    simulated_devices: int | None = Field(
+        None, ge=1, description="CPU only: --xla_force_host_platform_device_count, for tests"
+    )
+
+    @model_validator(mode="after")
+    def _positive_mesh(self) -> RuntimeSection:
+        if any(n < 1 for n in self.mesh_shape):
+            raise ValueError("mesh_shape entries must be >= 1")
+        return self
+
+
+class SplitFile(_Strict):
+    path: str = Field(description="the export file, relative to the pipeline root")
+    sha256: str = Field(
+        pattern=r"^[0-9a-f]{64}$", description="sha256 of the file's bytes when it was written"
+    )
+    records: int = Field(ge=0, description="non-blank lines (records) in the file")
+
+
+class DatasetSection(_Strict):
+    format: FormatName = Field(description="the export format (format.name)")
+    reasoning_style: ReasoningStyleName = Field(description="format.reasoning_style")
+    system_prompt: str | None = Field(None, description="format.system_prompt, normalized")
+    path: str = Field(description="the training file, as tunix-rt named it")
+    dataset_key: str = Field(description="the dataset's name-version")
+    content_sha256: str = Field(description="the dataset's content hash (all splits)")
+    splits: dict[str, SplitFile] = Field(description="every export file, by split")
+
+    def format_spec(self) -> FormatSpec:
+        """The format the exports were rendered in (evaluation renders eval items with it)."""
+        return FormatSpec(
+            name=self.format,
+            reasoning_style=self.reasoning_style,
+            system_prompt=self.system_prompt,
+        )
+
+
+class OutputSection(_Strict):
+    output_dir: str = Field(
+        TRAIN_DIR.as_posix(), description="where checkpoints, metrics and curves go"
+    )
+
+
+class RunManifest(_Strict):
+    version: Literal["1.0"] = Field(MANIFEST_VERSION, description="manifest schema version")
+    runner: Literal["tunix"] = Field("tunix", description="the trainer (tunix-rt's key)")
+    mode: Literal["sft"] = Field("sft", description="the training mode (tunix-rt's key)")
+    tunixrt_version: str | None = Field(
+        description="the installed tunixrt; None from a source tree that is not installed"
+    )
+    seed: int = Field(description="train.seed")
+    model: ModelSection = Field(description="the `model` group")
+    dataset: DatasetSection = Field(description="the exports and how they were rendered")
+    training: TrainingSection = Field(
+        default_factory=TrainingSection, description="the `train` group"
+    )
+    runtime: RuntimeSection = Field(
+        default_factory=RuntimeSection, description="the `runtime` group"
+    )
+    output: OutputSection = Field(default_factory=OutputSection, description="where outs go")
