@@ -60,7 +60,7 @@ def tunixrt(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedPr
 def make_pipeline(dest: Path, *, git: bool = True, smoke: bool = True) -> Path:
     """A copy of this repository's pipeline, as a fresh git repo with one commit.
 
-    With `smoke` the copy's conf/ selects `experiment: smoke` by default (a sample of 300
+    With `smoke` the copy's conf/config.yaml selects `experiment: smoke` by default (a sample of 300
     traces, a few training steps), so every `dvc repro`/`dvc exp run` in it stays quick.
     """
     dest.mkdir(parents=True, exist_ok=True)
@@ -73,7 +73,10 @@ def make_pipeline(dest: Path, *, git: bool = True, smoke: bool = True) -> Path:
             shutil.copy2(src, dest / rel)
     if smoke:
         conf = dest / "conf" / "config.yaml"
-        conf.write_text(conf.read_text().replace("- experiment: null", "- experiment: smoke"))
+        text = conf.read_text().replace(
+            "  - _self_\n", "  - _self_\n  - override /experiment: smoke\n"
+        )
+        conf.write_text(text)
         tunixrt("compose", cwd=dest)
     if git:
         sh("git", "init", "-q", "-b", "main", cwd=dest)

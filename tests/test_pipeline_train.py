@@ -1,19 +1,28 @@
 """The whole pipeline, train and evaluate included, through DVC on the smoke preset."""
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import sh, tunixrt
+from conftest import make_pipeline, sh, tunixrt
 from test_experiments import exp_results
 
 pytestmark = pytest.mark.e2e
 
 
-def test_smoke_pipeline_repro_plots_metrics_and_exp_show(pipeline: Path) -> None:
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pipeline = make_pipeline(tmp_path_factory.mktemp("smoke") / "pipe")
     tunixrt("compose", "experiment=smoke", cwd=pipeline)
     sh("git", "commit", "-q", "--allow-empty", "-am", "smoke", cwd=pipeline)
     sh("dvc", "repro", cwd=pipeline)
+    return pipeline
+
+
+def test_smoke_pipeline_repro_plots_metrics_and_exp_show(smoke_run: Path) -> None:
+    pipeline = smoke_run
 
     train = json.loads((pipeline / "runs/train/metrics.json").read_text())
     assert train["steps"] == 4 and train["loss_last"] < train["loss_first"]
@@ -51,3 +60,50 @@ def test_smoke_pipeline_repro_plots_metrics_and_exp_show(pipeline: Path) -> None
     }
     assert "two" in em and len(em) >= 2, results
     assert results["two"]["metrics"]["runs/train/metrics.json"]["steps"] == 2
+
+
+def test_html_report_renders_in_headless_chromium(smoke_run: Path, tmp_path: Path) -> None:
+    """`tunixrt report` (after the experiment above): a self-contained page whose charts and
+    tables Chromium renders without a console error, into a screenshot that is not blank."""
+    staged = (smoke_run / "runs/report.html").read_text()
+    assert "<svg" in staged and "Experiments" not in staged  # the stage's page: no exp table
+    out = tmp_path / "report.html"
+    tunixrt("report", "-o", str(out), cwd=smoke_run)
+    page = out.read_text()
+    for needle in ("Dataset", "Lineage", "training loss", "learning rate",
+                   "Evaluation", "wrong first", "Experiments", "two", "<polyline"):  # fmt: skip
+        assert needle in page, needle
+    assert "http://" not in page.replace('xmlns="http://www.w3.org/2000/svg"', "")  # offline
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    shot = tmp_path / "report.png"
+    proc = subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--window-size=1280,2000",
+            f"--screenshot={shot}",
+            out.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    console = [ln for ln in proc.stderr.splitlines() if "CONSOLE" in ln or "Uncaught" in ln]
+    assert console == []
+    from PIL import Image
+
+    img = Image.open(shot).convert("L")
+    lo, hi = img.getextrema()
+    assert hi - lo > 100  # text and lines on the page, not a blank screen
+    colors = Image.open(shot).convert("RGB").getcolors(maxcolors=1 << 20)
+    assert colors is not None and len(colors) > 50
+    shutil.copy2(shot, smoke_run.parent / "report.png")  # kept with the run, for a look

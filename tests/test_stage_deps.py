@@ -6,8 +6,8 @@ from pathlib import Path
 
 import yaml
 from conftest import REPO, make_pipeline, sh
-from stage_imports import stage_closure
 
+from tunixrt.lineage import stage_closure
 from tunixrt.stages import STAGES
 
 CODE_ROOTS = ("tunixrt", "stages")
@@ -40,6 +40,12 @@ def drift(root: Path) -> list[str]:
             f"{name}: imports {f}, not declared in deps" for f in sorted(imported - declared)
         ]
         problems += [f"{name}: declares {f}, never imports it" for f in sorted(declared - imported)]
+        data = {d for d in entry.get("deps", []) if d.split("/")[0] not in CODE_ROOTS}
+        if data - {"fixtures"} != set(spec.deps):  # this repository also reads fixtures/
+            problems.append(f"{name}: dvc.yaml data deps {sorted(data)} != {sorted(spec.deps)}")
+        for kind in ("outs", "metrics"):
+            if entry.get(kind, []) != list(getattr(spec, kind)):
+                problems.append(f"{name}: dvc.yaml {kind} differ from tunixrt.stages'")
         params = tuple(entry.get("params", []))
         if params != spec.params:
             problems.append(f"{name}: dvc.yaml params {list(params)} != reads {list(spec.params)}")
@@ -60,8 +66,13 @@ def test_an_undeclared_import_is_caught(tmp_path: Path) -> None:
             shutil.copy2(src, tmp_path / rel)
     assert drift(tmp_path) == []
     stage = tmp_path / "tunixrt" / "dataset" / "stage.py"
-    stage.write_text(stage.read_text() + "\n\ndef _late():\n    from tunixrt import report\n")
-    assert drift(tmp_path) == ["dataset: imports tunixrt/report.py, not declared in deps"]
+    stage.write_text(
+        stage.read_text() + "\n\ndef _late():\n    from tunixrt.report import charts\n"
+    )
+    assert drift(tmp_path) == [
+        "dataset: imports tunixrt/report/__init__.py, not declared in deps",
+        "dataset: imports tunixrt/report/charts.py, not declared in deps",
+    ]
 
     dvc = tmp_path / "dvc.yaml"
     dvc.write_text(dvc.read_text().replace("      - tunixrt/dataset\n", "      - tunixrt\n", 1))
@@ -78,7 +89,7 @@ def test_type_checking_imports_do_not_count(tmp_path: Path) -> None:
     )
     (pkg / "b.py").write_text("")
     (pkg / "c.py").write_text("")
-    from stage_imports import closure
+    from tunixrt.lineage import closure
 
     got = {p.name for p in closure(tmp_path, ["tunixrt.a"])}
     assert got == {"__init__.py", "a.py", "c.py"}

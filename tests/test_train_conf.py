@@ -7,7 +7,7 @@ import yaml
 
 from tunixrt.manifest.schema import ModelSection, RuntimeSection, TrainingSection
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+CONF = Path(__file__).resolve().parents[1] / "tunixrt" / "conf"
 GROUPS = {"model": ModelSection, "train": TrainingSection, "runtime": RuntimeSection}
 FILES = sorted((g, p) for g in GROUPS for p in (CONF / g).glob("*.yaml"))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from tunixrt.errors import TunixrtError
 
@@ -46,38 +47,147 @@ def _cmd_verify(args: argparse.Namespace) -> None:
     )
 
 
+def _cmd_docs(args: argparse.Namespace) -> None:
+    from tunixrt.reference import write_docs
+
+    stale = write_docs(Path.cwd(), check=args.check)
+    for rel in stale:
+        print(f"{'stale' if args.check else 'wrote'} {rel}", file=sys.stderr)
+    if args.check and stale:
+        sys.exit(1)
+
+
+def _cmd_init(args: argparse.Namespace) -> None:
+    from tunixrt.scaffold import init_pipeline
+
+    written = init_pipeline(Path.cwd(), force=args.force, upgrade=args.upgrade)
+    print(f"wrote {', '.join(written)}", file=sys.stderr)
+    if not args.upgrade:
+        print("next: put traces under inputs/, then `dvc repro`", file=sys.stderr)
+
+
+def _cmd_report(args: argparse.Namespace) -> None:
+    from tunixrt.paths import REPORT_HTML
+    from tunixrt.report.experiments import experiments
+    from tunixrt.report.page import render_page
+
+    root = Path.cwd()
+    out = Path(args.output) if args.output else root / REPORT_HTML
+    exps = None if args.no_experiments else experiments(root)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render_page(root, exps), encoding="utf-8")
+    print(f"wrote {out}", file=sys.stderr)
+
+
+def _parser(sub: Any, name: str, help: str, examples: str) -> argparse.ArgumentParser:
+    return sub.add_parser(
+        name,
+        help=help,
+        description=help,
+        epilog="examples:\n" + examples,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     from tunixrt import __version__
 
-    p = argparse.ArgumentParser(prog="tunixrt", description=__doc__)
+    p = argparse.ArgumentParser(
+        prog="tunixrt",
+        description=__doc__,
+        epilog="examples:\n"
+        "  tunixrt run ingest source=tunixrt_dev      # one stage on tunix-rt's traces, no DVC\n"
+        "  tunixrt compose experiment=smoke           # write params.yaml, then `dvc repro`\n"
+        "  tunixrt status                             # what is stale, which devices JAX sees\n"
+        "  tunixrt verify --data-only                 # the reproducibility check, data stages\n"
+        "the pipeline itself runs with `dvc repro` and `dvc exp run -S key=value`",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("--version", action="version", version=f"tunixrt {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser(
-        "run",
-        help="run one stage here, composing conf/ with Hydra overrides (params.yaml is not read)",
+    ini = _parser(
+        sub,
+        "init",
+        "make this git repository a tunixrt pipeline running the installed package",
+        "  tunixrt init && dvc repro                 # in a git repository: a pipeline there\n"
+        "  dvc exp run -S source=files -S 'source.paths=[inputs/*.jsonl]'\n"
+        "  tunixrt init --upgrade                    # after upgrading tunixrt\n",
     )
-    run.add_argument("stage")
+    ini.add_argument("--force", action="store_true", help="overwrite dvc.yaml, conf/, params")
+    ini.add_argument(
+        "--upgrade", action="store_true", help="rewrite dvc.yaml for the installed tunixrt"
+    )
+    ini.set_defaults(func=_cmd_init)
+
+    run = _parser(
+        sub,
+        "run",
+        "run one stage here, composing conf/ with Hydra overrides (params.yaml is not read)",
+        "  tunixrt run ingest source=files 'source.paths=[inputs/*.jsonl]'\n"
+        "  tunixrt run train experiment=smoke train.max_steps=2\n",
+    )
+    run.add_argument("stage", help="ingest, dataset, export, manifest, train, evaluate or report")
     run.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. source=files source.n=500")
     run.set_defaults(func=_cmd_run)
 
-    comp = sub.add_parser("compose", help="write params.yaml from conf/ as `dvc exp run` would")
-    comp.add_argument("overrides", nargs="*")
+    comp = _parser(
+        sub,
+        "compose",
+        "write params.yaml from conf/ as `dvc exp run` would (validated first)",
+        "  tunixrt compose                                  # after editing conf/\n"
+        "  tunixrt compose +dataset.filters.meta.category=addition -o /tmp/params.yaml\n",
+    )
+    comp.add_argument("overrides", nargs="*", help="Hydra overrides")
     comp.add_argument("-o", "--output", help="write here instead of params.yaml")
     comp.set_defaults(func=_cmd_compose)
 
-    st = sub.add_parser("status", help="versions, devices, and which pipeline stages are stale")
-    st.add_argument("--json", action="store_true")
+    st = _parser(
+        sub,
+        "status",
+        "versions, devices, and which pipeline stages are stale",
+        "  tunixrt status\n  tunixrt status --json --no-devices\n",
+    )
+    st.add_argument("--json", action="store_true", help="machine-readable output")
     st.add_argument("--no-devices", action="store_true", help="do not import JAX")
     st.set_defaults(func=_cmd_status)
 
-    ver = sub.add_parser("verify", help="the CI reproducibility check (a fresh clone of HEAD)")
+    ver = _parser(
+        sub,
+        "verify",
+        "the CI reproducibility check (a fresh clone of HEAD)",
+        "  tunixrt verify                 # everything CI checks (about 13 minutes on 2 cores)\n"
+        "  tunixrt verify --data-only     # params, lock and the data stages, in a minute\n",
+    )
     ver.add_argument("--data-only", action="store_true", help="skip the train/evaluate checks")
     ver.add_argument(
         "--rel-tol", type=float, default=1e-3, help="tolerance for model metrics vs committed ones"
     )
     ver.add_argument("--keep", action="store_true", help="keep the temporary clone")
     ver.set_defaults(func=_cmd_verify)
+
+    rep = _parser(
+        sub,
+        "report",
+        "one self-contained HTML page of the run here, with `dvc exp show`'s experiments",
+        "  tunixrt report                      # -> runs/report.html, open it in a browser\n"
+        "  tunixrt report -o /tmp/run.html --no-experiments\n",
+    )
+    rep.add_argument("-o", "--output", help="write here instead of runs/report.html")
+    rep.add_argument(
+        "--no-experiments", action="store_true", help="leave out the experiments table"
+    )
+    rep.set_defaults(func=_cmd_report)
+
+    docs = _parser(
+        sub,
+        "docs",
+        "regenerate docs/config-reference.md and docs/formats.md from the code",
+        "  tunixrt docs            # rewrite the stale pages\n"
+        "  tunixrt docs --check    # exit 1 when a page is stale\n",
+    )
+    docs.add_argument("--check", action="store_true", help="only say which pages are stale")
+    docs.set_defaults(func=_cmd_docs)
     return p
 
 

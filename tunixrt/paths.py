@@ -31,6 +31,7 @@ PREDICTIONS = EVAL_DIR / "predictions.jsonl"
 EVAL_METRICS = EVAL_DIR / "metrics.json"
 
 REPORT = Path("runs/report.md")
+REPORT_HTML = Path("runs/report.html")
 
 
 def dataset_path(split: str) -> Path:

@@ -15,6 +15,25 @@ from pathlib import Path
 from typing import Any
 
 from tunixrt.errors import ConfigError, TunixrtError
+from tunixrt.paths import (
+    CHECKPOINTS,
+    DATASET_MANIFEST,
+    EVAL_METRICS,
+    INGEST_REPORT,
+    PREDICTIONS,
+    REJECTS,
+    REPORT,
+    REPORT_HTML,
+    RUN_MANIFEST,
+    SPLITS,
+    TRACES,
+    TRAIN_DIR,
+    TRAIN_METRICS,
+    dataset_path,
+    export_path,
+)
+
+Out = str | dict[str, dict[str, Any]]  # a dvc.yaml out: a path, or {path: options}
 
 
 @dataclass(frozen=True)
@@ -22,14 +41,37 @@ class StageSpec:
     name: str
     params: tuple[str, ...]  # dotted keys of params.yaml, as dvc.yaml lists them
     target: str  # "module:function", imported lazily so data stages never import JAX
+    deps: tuple[str, ...] = ()  # the data it reads (its code deps come from lineage.py)
+    outs: tuple[Out, ...] = ()
+    metrics: tuple[Out, ...] = ()
 
 
+_NOT_CACHED = {"cache": False}
 STAGES: dict[str, StageSpec] = {
     s.name: s
     for s in [
-        StageSpec("ingest", ("source",), "tunixrt.ingest.stage:run"),
-        StageSpec("dataset", ("dataset",), "tunixrt.dataset.stage:run"),
-        StageSpec("export", ("format",), "tunixrt.export.stage:run"),
+        StageSpec(
+            "ingest",
+            ("source",),
+            "tunixrt.ingest.stage:run",
+            deps=("inputs",),
+            outs=(TRACES.as_posix(), REJECTS.as_posix()),
+            metrics=(INGEST_REPORT.as_posix(),),
+        ),
+        StageSpec(
+            "dataset",
+            ("dataset",),
+            "tunixrt.dataset.stage:run",
+            deps=(TRACES.as_posix(),),
+            outs=(*(dataset_path(s).as_posix() for s in SPLITS), DATASET_MANIFEST.as_posix()),
+        ),
+        StageSpec(
+            "export",
+            ("format",),
+            "tunixrt.export.stage:run",
+            deps=tuple(dataset_path(s).as_posix() for s in SPLITS),
+            outs=tuple(export_path(s).as_posix() for s in SPLITS),
+        ),
         StageSpec(
             "manifest",
             (
@@ -42,10 +84,44 @@ STAGES: dict[str, StageSpec] = {
                 "eval",  # validated before training; evaluate uses it
             ),
             "tunixrt.manifest.build:run",
+            deps=(DATASET_MANIFEST.as_posix(), *(export_path(s).as_posix() for s in SPLITS)),
+            outs=(RUN_MANIFEST.as_posix(),),
         ),
-        StageSpec("train", (), "tunixrt.train.stage:run"),  # reads the run manifest only
-        StageSpec("evaluate", ("eval",), "tunixrt.evaluate.stage:run"),
-        StageSpec("report", (), "tunixrt.report:run"),
+        StageSpec(
+            "train",
+            (),  # reads the run manifest only
+            "tunixrt.train.stage:run",
+            deps=(RUN_MANIFEST.as_posix(), *(export_path(s).as_posix() for s in SPLITS)),
+            outs=({f"{TRAIN_DIR}/{CHECKPOINTS}": {"persist": True}}, f"{TRAIN_DIR}/live"),
+            metrics=({TRAIN_METRICS.as_posix(): _NOT_CACHED},),
+        ),
+        StageSpec(
+            "evaluate",
+            ("eval",),
+            "tunixrt.evaluate.stage:run",
+            deps=(
+                RUN_MANIFEST.as_posix(),
+                *(export_path(s).as_posix() for s in SPLITS),
+                f"{TRAIN_DIR}/{CHECKPOINTS}",
+                "inputs",  # eval sets (eval.sets) live with the traces
+            ),
+            outs=(PREDICTIONS.as_posix(),),
+            metrics=({EVAL_METRICS.as_posix(): _NOT_CACHED},),
+        ),
+        StageSpec(
+            "report",
+            (),
+            "tunixrt.report.stage:run",
+            deps=(
+                DATASET_MANIFEST.as_posix(),
+                RUN_MANIFEST.as_posix(),
+                TRAIN_METRICS.as_posix(),
+                f"{TRAIN_DIR}/live",
+                EVAL_METRICS.as_posix(),
+                PREDICTIONS.as_posix(),
+            ),
+            outs=({REPORT.as_posix(): _NOT_CACHED}, {REPORT_HTML.as_posix(): _NOT_CACHED}),
+        ),
     ]
 }
 
@@ -74,13 +150,41 @@ def run_stage(name: str, params: Mapping[str, Any], root: Path) -> None:
     fn(select(params, spec.params), root)
 
 
-def main(name: str) -> None:
-    """Entry point of stages/<name>.py: params.yaml in the current directory, errors as exit 2."""
+def check_code(name: str, recorded: str) -> None:
+    """A plugin pipeline's dvc.yaml records each stage's code digest; refuse to run other code."""
+    from tunixrt.lineage import code_digest
+
+    if name not in STAGES:
+        raise ConfigError(f"unknown stage {name!r}; stages: {', '.join(STAGES)}")
+    installed = code_digest(name, STAGES[name].target)
+    if installed != recorded:
+        raise ConfigError(
+            f"dvc.yaml: stage {name}: written for tunixrt code {recorded}, the installed tunixrt "
+            f"has {installed} (upgraded?); run `tunixrt init --upgrade` to rewrite dvc.yaml, then "
+            "`dvc repro` reruns exactly the stages whose code changed"
+        )
+
+
+def main(name: str, code: str | None = None) -> None:
+    """Entry point of a stage under DVC: params.yaml in the current directory, errors as exit 2.
+    `code` is the digest a plugin pipeline's dvc.yaml recorded (`python -m tunixrt.stages`)."""
     from tunixrt.params import load_params
 
     root = Path.cwd()
     try:
+        if code is not None:
+            check_code(name, code)
         run_stage(name, load_params(root), root)
     except TunixrtError as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":  # python -m tunixrt.stages STAGE [--code DIGEST]
+    import argparse
+
+    cli = argparse.ArgumentParser(prog="python -m tunixrt.stages")
+    cli.add_argument("stage", choices=list(STAGES))
+    cli.add_argument("--code", help="the code digest dvc.yaml recorded for the stage")
+    args = cli.parse_args()
+    main(args.stage, args.code)

@@ -46,7 +46,7 @@ class DatasetConfig(_Strict):
     version: str = Field(
         "v1", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="the dataset's version"
     )
-    seed: int = Field(0, description="seeds the sample taken by `limit`")
+    seed: int = Field(0, description="seeds the split and the `limit` sample")
     filters: Filters = Field(default_factory=Filters, description="which traces to keep")
     dedup_prompts: bool = Field(
         True, description="drop traces whose prompt equals an earlier one up to case and spacing"

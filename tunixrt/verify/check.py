@@ -84,6 +84,27 @@ def check_params(root: Path, report: Report) -> None:
     )
 
 
+def check_code_digests(root: Path, report: Report) -> None:
+    """In a pipeline `tunixrt init` wrote: each stage's recorded code is the installed code."""
+    from tunixrt.lineage import code_digest
+    from tunixrt.scaffold import recorded_codes
+    from tunixrt.stages import STAGES
+
+    recorded = recorded_codes(root / "dvc.yaml")
+    if not recorded:
+        return  # this repository's own dvc.yaml: its code deps are files
+    stale = [
+        f"{name} ({code} -> {code_digest(name, STAGES[name].target)})"
+        for name, code in recorded.items()
+        if name in STAGES and code != code_digest(name, STAGES[name].target)
+    ]
+    report.check(
+        not stale,
+        "dvc.yaml records the installed tunixrt's code for every stage",
+        f"changed: {', '.join(stale)}\n     fix: `tunixrt init --upgrade`, `dvc repro`, commit",
+    )
+
+
 def _entries(stage: dict[str, Any], kind: str) -> dict[str, str | None]:
     return {e["path"]: e.get("md5") for e in stage.get(kind, [])}
 
@@ -160,6 +181,7 @@ def verify(
         if not report.check(proc.returncode == 0, "fresh clone of HEAD", proc.stderr):
             return report
         check_params(clone, report)
+        check_code_digests(clone, report)
         committed = yaml.safe_load((clone / LOCK).read_text()) if (clone / LOCK).is_file() else None
         if not report.check(
             committed is not None, "dvc.lock is committed", "run `dvc repro`, commit dvc.lock"

@@ -1,17 +1,16 @@
-"""The report stage: one short summary of the run, printed at the end of `make demo`."""
+"""runs/report.md: one short summary of the run, printed at the end of `make demo`; and the
+report stage, which writes it and runs/report.html."""
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from tunixrt.errors import DataError
-from tunixrt.jsonio import atomic_writer, read_json
-from tunixrt.paths import DATASET_MANIFEST, EVAL_METRICS, REPORT, RUN_MANIFEST, TRAIN_METRICS
+from tunixrt.jsonio import read_json
+from tunixrt.paths import DATASET_MANIFEST, EVAL_METRICS, RUN_MANIFEST, TRAIN_METRICS
 
 
 def _load(root: Path, path: Path) -> Any:
@@ -26,11 +25,15 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
+def load_outputs(root: Path) -> tuple[Any, Any, Any, Any]:
+    """The dataset manifest, run manifest, train metrics and eval metrics of a finished run."""
+    return tuple(
+        _load(root, p) for p in (DATASET_MANIFEST, RUN_MANIFEST, TRAIN_METRICS, EVAL_METRICS)
+    )  # type: ignore[return-value]
+
+
 def render_report(root: Path) -> str:
-    ds = _load(root, DATASET_MANIFEST)
-    rm = _load(root, RUN_MANIFEST)
-    tm = _load(root, TRAIN_METRICS)
-    em = _load(root, EVAL_METRICS)
+    ds, rm, tm, em = load_outputs(root)
     c = ds["counts"]
     before, after = em["before"], em["after"]
     lines = [
@@ -54,10 +57,3 @@ def render_report(root: Path) -> str:
         "",
     ]
     return "\n".join(lines)
-
-
-def run(params: Mapping[str, Any], root: Path) -> None:
-    text = render_report(root)
-    with atomic_writer(root / REPORT) as fh:
-        fh.write(text.encode())
-    print(f"report: -> {REPORT}", file=sys.stderr)

@@ -1,4 +1,8 @@
-"""Each DVC stage's import closure inside the repository, computed from the code with `ast`.
+"""Each DVC stage's import closure, computed from the code with `ast`, and its digest.
+
+In this repository the closure is what dvc.yaml's code deps must be (tests/test_stage_deps.py);
+in a pipeline made by `tunixrt init` (which has no copy of the code) each stage's command carries
+the digest of its closure in the installed package, so an upgrade that changes it reruns it.
 
 A module counts when any `import` of it runs at some point (also inside functions: stages import
 lazily); imports under `if TYPE_CHECKING:` never run and do not count. Importing `a.b.c` runs
@@ -8,6 +12,7 @@ lazily); imports under `if TYPE_CHECKING:` never run and do not count. Importing
 from __future__ import annotations
 
 import ast
+import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -86,3 +91,21 @@ def stage_closure(root: Path, stage: str, target: str) -> set[str]:
     relative to `root`."""
     files = closure(root, [f"stages.{stage}", target.split(":")[0]])
     return {p.relative_to(root).as_posix() for p in files}
+
+
+def package_root() -> Path:
+    """The folder holding the imported `tunixrt` package (site-packages, or a checkout)."""
+    import tunixrt
+
+    return Path(tunixrt.__file__).resolve().parent.parent
+
+
+def code_digest(stage: str, target: str, root: Path | None = None) -> str:
+    """16 hex digits of sha256 over the stage's module closure inside `tunixrt` (paths and
+    bytes), as installed: what a plugin pipeline's dvc.yaml records for the stage."""
+    root = root or package_root()
+    files = sorted(p for p in closure(root, [target.split(":")[0], "tunixrt.stages"]))
+    h = hashlib.sha256()
+    for p in files:
+        h.update(p.relative_to(root).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()[:16]

@@ -1,0 +1,107 @@
+"""Line charts as inline SVG: no script, no network, readable offline in any browser."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from html import escape
+
+Series = Sequence[tuple[float, float]]
+COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
+MAX_POINTS = 400
+
+
+def _thin(points: Series) -> list[tuple[float, float]]:
+    step = max(1, math.ceil(len(points) / MAX_POINTS))
+    out = list(points[::step])
+    if points and out[-1] != points[-1]:
+        out.append(points[-1])
+    return out
+
+
+def _ticks(lo: float, hi: float, log: bool) -> list[float]:
+    if log:
+        a, b = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+        return [10.0**e for e in range(a, b + 1)]
+    if hi == lo:
+        return [lo]
+    raw = (hi - lo) / 4
+    mag = 10 ** math.floor(math.log10(raw))
+    step = min((m * mag for m in (1, 2, 5, 10) if m * mag >= raw), default=raw)
+    first = math.ceil(lo / step) * step
+    return [first + k * step for k in range(int((hi - first) / step) + 1)]
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.0e}" if v and (abs(v) < 1e-2 or abs(v) >= 1e5) else f"{v:g}"
+
+
+def line_chart(
+    series: dict[str, Series],
+    *,
+    title: str,
+    x_label: str,
+    log_y: bool = False,
+    width: int = 560,
+    height: int = 260,
+) -> str:
+    """One SVG with a line per series (name -> [(x, y)]), axes with ticks, and a legend."""
+    data = {k: _thin([(x, y) for x, y in v if not log_y or y > 0]) for k, v in series.items()}
+    points = [p for v in data.values() for p in v]
+    if not points:
+        return f'<p class="empty">{escape(title)}: no data</p>'
+    left, right, top, bottom = 56, 12, 28, 40
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
+    y0, y1 = min(ys), max(ys)
+    if not log_y and y0 == y1:
+        y0, y1 = y0 - 1, y1 + 1
+    ty = _ticks(y0, y1, log_y)
+    if log_y:
+        y0, y1 = min(ty), max(ty)
+        if y0 == y1:
+            y1 = y0 * 10
+    fy = (lambda v: math.log10(v)) if log_y else (lambda v: v)
+
+    def px(x: float) -> float:
+        return left + (x - x0) / (x1 - x0) * (width - left - right)
+
+    def py(y: float) -> float:
+        return top + (fy(y1) - fy(y)) / (fy(y1) - fy(y0)) * (height - top - bottom)
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">',
+        f'<text x="{left}" y="16" class="title">{escape(title)}</text>',
+        f'<line x1="{left}" y1="{height - bottom}" x2="{width - right}" y2="{height - bottom}" '
+        'class="axis"/>',
+        f'<line x1="{left}" y1="{top}" x2="{left}" y2="{height - bottom}" class="axis"/>',
+    ]
+    for v in ty:
+        if y0 <= v <= y1:
+            y = py(v)
+            parts.append(
+                f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" class="grid"/>'
+                f'<text x="{left - 6}" y="{y + 4:.1f}" class="tick" text-anchor="end">'
+                f"{_fmt(v)}</text>"
+            )
+    for v in _ticks(x0, x1, False):
+        x = px(v)
+        parts.append(
+            f'<text x="{x:.1f}" y="{height - bottom + 16}" class="tick" text-anchor="middle">'
+            f"{_fmt(v)}</text>"
+        )
+    parts.append(
+        f'<text x="{(left + width - right) / 2}" y="{height - 6}" class="tick" '
+        f'text-anchor="middle">{escape(x_label)}</text>'
+    )
+    for k, (name, pts) in enumerate(data.items()):
+        color = COLORS[k % len(COLORS)]
+        path = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in pts)
+        parts.append(
+            f'<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{path}"/>'
+            f'<text x="{width - right - 4}" y="{top + 14 * (k + 1)}" text-anchor="end" '
+            f'fill="{color}" class="legend">{escape(name)}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)

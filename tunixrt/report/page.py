@@ -1,0 +1,206 @@
+"""runs/report.html: one self-contained page per run (no script, no network, no server).
+
+Dataset key and stats, the lineage chain (params -> dataset hash -> export hashes -> checkpoint),
+the loss and learning-rate curves, exact match before/after by category and by eval set, sample
+predictions (wrong ones first) and, from `tunixrt report`, the experiments side by side.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Mapping, Sequence
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tunixrt.jsonio import iter_lines
+from tunixrt.paths import PREDICTIONS, TRAIN_DIR
+from tunixrt.report.charts import line_chart
+from tunixrt.report.markdown import load_outputs
+
+LIVE_TRAIN = TRAIN_DIR / "live" / "plots" / "metrics" / "train"
+SAMPLES_PER_SET = 10
+STYLE = """
+body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1180px;color:#222}
+h1{font-size:22px}h2{font-size:17px;margin-top:28px;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ddd;padding:3px 8px;
+text-align:left;vertical-align:top}th{background:#f4f4f4}td.num{text-align:right}
+code,pre{font:12px ui-monospace,monospace}pre{margin:0;white-space:pre-wrap;max-width:420px}
+.ok{color:#1a7f37}.bad{color:#cf222e}.charts{display:flex;flex-wrap:wrap;gap:16px}
+svg .axis{stroke:#444}svg .grid{stroke:#eee}svg .tick{font-size:11px;fill:#555}
+svg .title{font-size:13px;font-weight:600}svg .legend{font-size:12px}
+.chain{display:flex;flex-wrap:wrap;gap:6px;align-items:stretch}
+.chain div{border:1px solid #ccc;border-radius:6px;padding:6px 10px;background:#fafafa}
+.chain span.arrow{align-self:center;font-size:18px;color:#888}
+"""
+
+
+def _table(head: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    out = ["<table><tr>", *(f"<th>{escape(h)}</th>" for h in head), "</tr>"]
+    for row in rows:
+        cells = []
+        for v in row:
+            num = isinstance(v, int | float) and not isinstance(v, bool)
+            cells.append(f'<td class="num">{v}</td>' if num else f"<td>{v}</td>")
+        out += ["<tr>", *cells, "</tr>"]
+    return "".join(out) + "</table>"
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.1f}%"
+
+
+def _series(path: Path, column: str) -> list[tuple[float, float]]:
+    if not path.is_file():
+        return []
+    with open(path, encoding="utf-8", newline="") as fh:
+        return [(float(r["step"]), float(r[column])) for r in csv.DictReader(fh, delimiter="\t")]
+
+
+def _predictions(root: Path) -> list[dict[str, Any]]:
+    path = root / PREDICTIONS
+    if not path.is_file():
+        return []
+    rows = [orjson.loads(line) for _, line in iter_lines(path) if line]
+    after = sorted(
+        (r for r in rows if r["model"] == "after"), key=lambda r: (r["set"], r["correct"], r["id"])
+    )  # per eval set, the wrong ones first
+    shown: dict[str, int] = {}
+    out = []
+    for r in after:
+        if shown.get(r["set"], 0) < SAMPLES_PER_SET:
+            shown[r["set"]] = shown.get(r["set"], 0) + 1
+            out.append(r)
+    return out
+
+
+def _dataset(ds: Mapping[str, Any]) -> str:
+    c = ds["counts"]
+    head = f"<p>Dataset <code>{escape(ds['dataset_key'])}</code>: {c['total']} traces.</p>"
+    rows = []
+    for split in ("train", "val", "test"):
+        s = ds["stats"][split]
+        cats = ", ".join(f"{escape(k)} {v}" for k, v in sorted(s.get("by_category", {}).items()))
+        rows.append(
+            (
+                split,
+                c[split],
+                f"{s['steps']['min']} / {s['steps']['avg']:.1f} / {s['steps']['max']}",
+                f"{s['chars']['min']} / {s['chars']['avg']:.0f} / {s['chars']['max']}",
+                cats,
+            )
+        )
+    head_cols = ("split", "traces", "steps min/avg/max", "chars min/avg/max", "by category")
+    return head + _table(head_cols, rows)
+
+
+def _lineage(rm: Mapping[str, Any], tm: Mapping[str, Any]) -> str:
+    t, m, d = rm["training"], rm["model"], rm["dataset"]
+    boxes = [
+        f"<b>params</b><br>model <code>{escape(m['model_id'])}</code> ({escape(m['family'])} "
+        f"{escape(m['preset'])})<br>lr {t['learning_rate']}, batch {t['batch_size']}, "
+        f"seq {t['max_seq_length']}, seed {rm['seed']}",
+        f"<b>dataset</b><br><code>{escape(d['dataset_key'])}</code><br>"
+        f"content <code>{d['content_sha256'][:16]}</code>",
+        "<b>exports</b> (<code>"
+        + escape(d["format"])
+        + "</code>)<br>"
+        + "<br>".join(
+            f"{escape(k)}: <code>{v['sha256'][:16]}</code> ({v['records']})"
+            for k, v in sorted(d["splits"].items())
+        ),
+        f"<b>checkpoint</b><br>step {tm['checkpoint_step']} of <code>"
+        f"{escape(rm['output']['output_dir'])}/checkpoints</code><br>loss "
+        f"{tm['loss_first']:.4f} &rarr; {tm['loss_last']:.4f}",
+    ]
+    arrow = '<span class="arrow">&rarr;</span>'
+    return '<div class="chain">' + arrow.join(f"<div>{b}</div>" for b in boxes) + "</div>"
+
+
+def _evaluation(em: Mapping[str, Any]) -> str:
+    b, a = em["before"], em["after"]
+    out = [
+        f"<p>Exact match on {a['n']} held-out problems: before {_pct(b['exact_match'])}, "
+        f"after <b>{_pct(a['exact_match'])}</b> (delta {100 * em['delta']:+.1f} points).</p>"
+    ]
+    for key, label in (("by_category", "category"), ("by_set", "eval set")):
+        names = sorted(set(b[key]) | set(a[key]))
+        rows = [
+            (
+                escape(n),
+                a[key].get(n, {}).get("n", 0),
+                _pct(b[key].get(n, {}).get("exact_match")),
+                _pct(a[key].get(n, {}).get("exact_match")),
+            )
+            for n in names
+        ]
+        out.append(_table((label, "n", "before", "after"), rows))
+    return "".join(out)
+
+
+def _samples(rows: Sequence[Mapping[str, Any]]) -> str:
+    if not rows:
+        return "<p>No predictions.</p>"
+    body = [
+        (
+            '<span class="ok">right</span>' if r["correct"] else '<span class="bad">wrong</span>',
+            escape(r["set"]),
+            escape(r["category"]),
+            f"<code>{escape(r['expected'])}</code>",
+            f"<code>{escape(str(r['parsed']))}</code>",
+            f"<pre>{escape(r['generated'][:400])}</pre>",
+        )
+        for r in rows
+    ]
+    return _table(("", "set", "category", "expected", "parsed", "generated (after)"), body)
+
+
+def _experiments(exps: Sequence[Mapping[str, Any]]) -> str:
+    if not exps:
+        return "<p>No experiments yet: <code>dvc exp run -S key=value</code>, then again.</p>"
+    keys = sorted({k for e in exps for k in e["params"]})
+    varying = [k for k in keys if len({str(e["params"].get(k)) for e in exps}) > 1]
+    head = ("experiment", *varying, "exact match after", "loss last")
+    rows = [
+        (
+            escape(e["name"]),
+            *(escape(str(e["params"].get(k, "-"))) for k in varying),
+            _pct(e["exact_match"]),
+            "-" if e["loss_last"] is None else e["loss_last"],
+        )
+        for e in exps
+    ]
+    return _table(head, rows)
+
+
+def render_page(root: Path, experiments: Sequence[Mapping[str, Any]] | None = None) -> str:
+    ds, rm, tm, em = load_outputs(root)
+    loss = line_chart(
+        {"train": _series(root / LIVE_TRAIN / "loss.tsv", "loss")},
+        title="training loss (log scale)",
+        x_label="step",
+        log_y=True,
+    )
+    lr = line_chart(
+        {"learning rate": _series(root / LIVE_TRAIN / "learning_rate.tsv", "learning_rate")},
+        title="learning rate",
+        x_label="step",
+    )
+    sections = [
+        ("Dataset", _dataset(ds)),
+        ("Lineage", _lineage(rm, tm)),
+        ("Training", f'<div class="charts">{loss}{lr}</div>'),
+        ("Evaluation", _evaluation(em)),
+        ("Sample predictions (per eval set, wrong first)", _samples(_predictions(root))),
+    ]
+    if experiments is not None:
+        sections.append(("Experiments", _experiments(experiments)))
+    body = "".join(f"<h2>{escape(t)}</h2>{html}" for t, html in sections)
+    title = f"tunixrt run report: {rm['model']['model_id']} on {ds['dataset_key']}"
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}'
+        f"</title><style>{STYLE}</style></head><body><h1>{escape(title)}</h1>{body}"
+        "</body></html>\n"
+    )

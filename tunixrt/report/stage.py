@@ -1,0 +1,31 @@
+"""The report stage: runs/report.md and runs/report.html from the run's outs.
+
+The stage's page has no experiments table (DVC is running the stage); `tunixrt report` renders
+the same page with `dvc exp show`'s experiments side by side.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from tunixrt.jsonio import atomic_writer
+from tunixrt.paths import REPORT, REPORT_HTML
+from tunixrt.report.markdown import render_report
+from tunixrt.report.page import render_page
+
+
+def write_reports(root: Path, experiments: list[dict[str, Any]] | None = None) -> None:
+    for path, text in (
+        (REPORT, render_report(root)),
+        (REPORT_HTML, render_page(root, experiments)),
+    ):
+        with atomic_writer(root / path) as fh:
+            fh.write(text.encode())
+
+
+def run(params: Mapping[str, Any], root: Path) -> None:
+    write_reports(root)
+    print(f"report: -> {REPORT}, {REPORT_HTML}", file=sys.stderr)

@@ -1,0 +1,137 @@
+"""`tunixrt init`: make a git repository a tunixrt pipeline that runs the installed package.
+
+It writes dvc.yaml (each stage's command is `python -m tunixrt.stages STAGE --code DIGEST`, the
+digest of the stage's code as installed, so upgrading tunixrt and `tunixrt init --upgrade` rerun
+exactly the stages whose code changed), conf/config.yaml (only what this pipeline changes: the
+rest is composed from the package through `pkg://tunixrt.conf`), params.yaml, .gitignore entries
+and, when needed, `dvc init` with DVC's Hydra composition on. It never overwrites a file without
+`force` (`upgrade` rewrites dvc.yaml alone) and never touches data.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tunixrt.errors import ConfigError
+from tunixrt.lineage import code_digest
+from tunixrt.stages import STAGES
+
+USER_CONFIG = """\
+# This pipeline's config, composed by Hydra into params.yaml (`dvc exp run`, `tunixrt compose`).
+# `tunixrt` is the installed package's config tree (every group and its default option); below
+# it goes only what this pipeline changes. Examples:
+#   defaults: [..., override /source: files]   then   source: {paths: [inputs/*.jsonl]}
+#   train: {learning_rate: 1.0e-3}
+# One-off changes: `dvc exp run -S train.max_steps=100`. Every key: docs/config-reference.md.
+defaults:
+  - tunixrt
+  - _self_
+
+hydra:
+  searchpath:
+    - pkg://tunixrt.conf
+
+eval:
+  sets: []   # eval-item files to score besides the held-out split, e.g. [inputs/eval.jsonl]
+"""
+GITIGNORE = ("/data/", "/runs/train/perf.json", "/dvc_plots/", "__pycache__/")
+INPUTS_README = "Put trace files (JSONL, optionally .gz) here: dvc.yaml tracks this folder.\n"
+PLOTS: list[dict[str, Any]] = [
+    {"training loss": {"x": "step", "y": {"runs/train/live/plots/metrics/train/loss.tsv": "loss"}}},
+    {
+        "learning rate": {
+            "x": "step",
+            "y": {"runs/train/live/plots/metrics/train/learning_rate.tsv": "learning_rate"},
+        }
+    },
+]
+
+
+def stage_command(name: str) -> str:
+    return f"python -m tunixrt.stages {name} --code {code_digest(name, STAGES[name].target)}"
+
+
+def pipeline_yaml() -> str:
+    stages: dict[str, Any] = {}
+    for name, spec in STAGES.items():
+        entry: dict[str, Any] = {"cmd": stage_command(name)}
+        if spec.deps:
+            entry["deps"] = list(spec.deps)
+        if spec.params:
+            entry["params"] = list(spec.params)
+        if spec.outs:
+            entry["outs"] = list(spec.outs)
+        if spec.metrics:
+            entry["metrics"] = list(spec.metrics)
+        stages[name] = entry
+    head = (
+        "# Written by `tunixrt init` for the installed tunixrt; `tunixrt init --upgrade` rewrites\n"
+        "# it after an upgrade (each cmd carries its stage's code digest).\n"
+    )
+    body = {"stages": stages, "metrics": ["runs/train/perf.json"], "plots": PLOTS}
+    return head + yaml.safe_dump(body, sort_keys=False, width=100)
+
+
+def recorded_codes(dvc_yaml: Path) -> dict[str, str]:
+    """stage -> the code digest its cmd records, for a pipeline `tunixrt init` wrote."""
+    stages = (yaml.safe_load(dvc_yaml.read_text(encoding="utf-8")) or {}).get("stages", {})
+    out = {}
+    for name, entry in stages.items():
+        parts = str(entry.get("cmd", "")).split()
+        if "tunixrt.stages" in parts and "--code" in parts:
+            out[name] = parts[parts.index("--code") + 1]
+    return out
+
+
+def _run(args: list[str], root: Path) -> None:
+    proc = subprocess.run(args, cwd=root, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise ConfigError(f"{' '.join(args)} failed: {proc.stderr.strip()[-500:]}")
+
+
+def init_pipeline(root: Path, *, force: bool = False, upgrade: bool = False) -> list[str]:
+    """Make `root` (a git repository) a tunixrt pipeline; the files written, for the log."""
+    from tunixrt.compose import write_params
+
+    if not (root / ".git").exists():
+        raise ConfigError(f"{root}: not a git repository (run `git init` first)")
+    written = []
+    dvc_yaml = root / "dvc.yaml"
+    if upgrade:
+        if not recorded_codes(dvc_yaml):
+            raise ConfigError("dvc.yaml: not written by `tunixrt init`; nothing to upgrade")
+        dvc_yaml.write_text(pipeline_yaml(), encoding="utf-8")
+        return ["dvc.yaml"]
+    targets = {"dvc.yaml": pipeline_yaml(), "conf/config.yaml": USER_CONFIG}
+    existing = [rel for rel in (*targets, "params.yaml") if (root / rel).exists()]
+    if existing and not force:
+        raise ConfigError(
+            f"{', '.join(existing)} already exist here; `tunixrt init --force` overwrites them "
+            "(`tunixrt init --upgrade` rewrites dvc.yaml alone)"
+        )
+    if not (root / ".dvc").is_dir():
+        _run([sys.executable, "-m", "dvc", "init", "-q"], root)
+        written.append(".dvc/")
+    _run([sys.executable, "-m", "dvc", "config", "hydra.enabled", "true"], root)
+    for rel, text in targets.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text, encoding="utf-8")
+        written.append(rel)
+    if not (root / "inputs").exists():
+        (root / "inputs").mkdir()
+        (root / "inputs" / "README.md").write_text(INPUTS_README, encoding="utf-8")
+        written.append("inputs/README.md")
+    gitignore = root / ".gitignore"
+    lines = gitignore.read_text(encoding="utf-8").splitlines() if gitignore.exists() else []
+    missing = [g for g in GITIGNORE if g not in lines]
+    if missing:
+        gitignore.write_text("\n".join([*lines, *missing]) + "\n", encoding="utf-8")
+        written.append(".gitignore")
+    write_params(root)
+    written.append("params.yaml")
+    return written
