@@ -8,6 +8,7 @@ before the train stage.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from typing import Annotated, Any
 
@@ -46,7 +47,14 @@ def _untagged(err: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def validate_pipeline(params: Mapping[str, Any], source: str | None = None) -> PipelineConfig:
+    """The composed config as one model; its warnings (e.g. a real checkpoint with the tiny
+    model's learning rate) go to stderr."""
+    from tunixrt.manifest.build import training_warnings
+
     try:
-        return PipelineConfig.model_validate(params)
+        cfg = PipelineConfig.model_validate(params)
     except ValidationError as exc:
         raise invalid([_untagged(e) for e in exc.errors(include_url=False)], "", source) from None
+    for line in training_warnings(cfg.model, cfg.train):
+        print(line, file=sys.stderr)
+    return cfg

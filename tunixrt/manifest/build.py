@@ -33,6 +33,21 @@ from tunixrt.manifest.schema import (
 from tunixrt.paths import DATASET_MANIFEST, RUN_MANIFEST, SPLITS, export_path
 from tunixrt.validation import validate_config
 
+FROM_SCRATCH_LR = 1e-3  # above this, a learning rate is for training from random init
+
+
+def training_warnings(model: ModelSection, training: TrainingSection) -> list[str]:
+    """What a user who picked a real checkpoint but kept the tiny model's `train` values (the
+    default group) should hear before spending accelerator time."""
+    if model.preset == "tiny" or training.learning_rate <= FROM_SCRATCH_LR:
+        return []
+    return [
+        f"warning: model {model.model_id} starts from pretrained weights, but "
+        f"train.learning_rate={training.learning_rate} is a from-scratch value (the tiny CPU "
+        "model's): it would wreck them. Use train=tunix_rt (2e-5, tunix-rt's values) or an "
+        "experiment= preset for the model (docs/models.md)"
+    ]
+
 
 def _first_record(path: Path) -> dict[str, Any] | None:
     with open(path, "rb") as fh:
@@ -92,6 +107,8 @@ def dump_manifest(m: RunManifest) -> bytes:
 def run(params: Mapping[str, Any], root: Path) -> None:
     (root / RUN_MANIFEST).unlink(missing_ok=True)
     m = build_run_manifest(params, root)
+    for line in training_warnings(m.model, m.training):
+        print(line, file=sys.stderr)
     with atomic_writer(root / RUN_MANIFEST) as fh:
         fh.write(dump_manifest(m))
     t = m.training
