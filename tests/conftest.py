@@ -73,10 +73,7 @@ def make_pipeline(dest: Path, *, git: bool = True, smoke: bool = True) -> Path:
             shutil.copy2(src, dest / rel)
     if smoke:
         conf = dest / "conf" / "config.yaml"
-        text = conf.read_text().replace(
-            "  - _self_\n", "  - _self_\n  - override /experiment: smoke\n"
-        )
-        conf.write_text(text)
+        conf.write_text(conf.read_text().replace("- experiment: null", "- experiment: smoke"))
         tunixrt("compose", cwd=dest)
     if git:
         sh("git", "init", "-q", "-b", "main", cwd=dest)

@@ -18,6 +18,9 @@ def test_code_digest_changes_with_any_training_source(tmp_path: Path) -> None:
     (copy / "__pycache__").mkdir()
     (copy / "__pycache__" / "x.pyc").write_bytes(b"not source")
     assert training_code_digest(copy) == training_code_digest()
+    with (copy / "metrics.py").open("a") as fh:
+        fh.write("\n# another report line: the numbers are the same, a run resumes\n")
+    assert training_code_digest(copy) == training_code_digest()
     with (copy / "model.py").open("a") as fh:
         fh.write("\n# a new init\n")
     assert training_code_digest(copy) != training_code_digest()

@@ -363,6 +363,14 @@ def test_cadence_changes_resume_and_other_configs_are_set_aside(data_root, tmp_p
     assert sorted(p.name for p in kept.iterdir() if p.name.isdigit()) == ["4", "8"]
     assert "resuming" not in err and sorted(p.name for p in ckpt.iterdir()) == ["4", "8"]
 
+    # back and forth: a configuration set aside twice keeps both copies
+    first = make_manifest(data_root[1], model=MODEL, training=training(max_steps=8))
+    train(first, root)
+    train(make_manifest(data_root[1], model=MODEL, training=other), root)
+    names = sorted(p.name for p in aside.iterdir())
+    again = [n for n in names if n.endswith("-step8-2")]
+    assert len(names) == 3 and len(again) == 1 and again[0][: -len("-2")] in names, names
+
 
 def test_a_tampered_export_stops_train_before_any_model(data_root, tmp_path) -> None:
     from tunixrt.errors import DataError

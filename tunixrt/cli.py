@@ -63,16 +63,21 @@ def _cmd_init(args: argparse.Namespace) -> None:
     written = init_pipeline(Path.cwd(), force=args.force, upgrade=args.upgrade)
     print(f"wrote {', '.join(written)}", file=sys.stderr)
     if not args.upgrade:
-        print("next: put traces under inputs/, then `dvc repro`", file=sys.stderr)
+        print(
+            "next: commit these files (DVC wants a first commit), put traces under inputs/, "
+            "then `dvc exp run -S source=files -S 'source.paths=[inputs/*.jsonl]'` "
+            "(or `dvc repro` for the built-in arithmetic problems)",
+            file=sys.stderr,
+        )
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
-    from tunixrt.paths import REPORT_HTML
+    from tunixrt.paths import EXPERIMENTS_HTML
     from tunixrt.report.experiments import experiments
     from tunixrt.report.page import render_page
 
     root = Path.cwd()
-    out = Path(args.output) if args.output else root / REPORT_HTML
+    out = Path(args.output) if args.output else root / EXPERIMENTS_HTML
     exps = None if args.no_experiments else experiments(root)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(render_page(root, exps), encoding="utf-8")
@@ -124,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
         sub,
         "run",
         "run one stage here, composing conf/ with Hydra overrides (params.yaml is not read)",
-        "  tunixrt run ingest source=files 'source.paths=[inputs/*.jsonl]'\n"
+        "  tunixrt run ingest source=tunixrt_dev   # tunix-rt's traces, in this repository\n"
         "  tunixrt run train experiment=smoke train.max_steps=2\n",
     )
     run.add_argument("stage", help="ingest, dataset, export, manifest, train, evaluate or report")
@@ -170,10 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
         sub,
         "report",
         "one self-contained HTML page of the run here, with `dvc exp show`'s experiments",
-        "  tunixrt report                      # -> runs/report.html, open it in a browser\n"
+        "  tunixrt report                      # -> runs/experiments.html, open it in a browser\n"
         "  tunixrt report -o /tmp/run.html --no-experiments\n",
     )
-    rep.add_argument("-o", "--output", help="write here instead of runs/report.html")
+    rep.add_argument("-o", "--output", help="write here instead of runs/experiments.html")
     rep.add_argument(
         "--no-experiments", action="store_true", help="leave out the experiments table"
     )

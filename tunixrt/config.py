@@ -28,14 +28,18 @@ class PipelineConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     source: Annotated[SyntheticSource | FilesSource, Field(discriminator="kind")] = Field(
-        description="where traces come from (conf/source/)"
+        description="where traces come from (tunixrt/conf/source/)"
     )
-    dataset: DatasetConfig = Field(description="selection, dedup and splits (conf/dataset/)")
-    format: FormatConfig = Field(description="rendering and export selection (conf/format/)")
+    dataset: DatasetConfig = Field(
+        description="selection, dedup and splits (tunixrt/conf/dataset/)"
+    )
+    format: FormatConfig = Field(
+        description="rendering and export selection (tunixrt/conf/format/)"
+    )
     model: ModelSection = Field(description="which Tunix model, from which weights")
     train: TrainingSection = Field(description="optimizer, schedule, batches, LoRA")
-    runtime: RuntimeSection = Field(description="the device mesh (conf/runtime/)")
-    eval: EvalConfig = Field(description="what evaluate scores (conf/eval/)")
+    runtime: RuntimeSection = Field(description="the device mesh (tunixrt/conf/runtime/)")
+    eval: EvalConfig = Field(description="what evaluate scores (tunixrt/conf/eval/)")
 
 
 def _untagged(err: Mapping[str, Any]) -> dict[str, Any]:

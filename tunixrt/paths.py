@@ -32,6 +32,7 @@ EVAL_METRICS = EVAL_DIR / "metrics.json"
 
 REPORT = Path("runs/report.md")
 REPORT_HTML = Path("runs/report.html")
+EXPERIMENTS_HTML = Path("runs/experiments.html")  # `tunixrt report`: not a DVC out
 
 
 def dataset_path(split: str) -> Path:

@@ -1,7 +1,7 @@
 """Reference docs generated from the code: the config keys (from the pydantic models' field
 descriptions) and the export formats (one record of each, rendered by the real renderer).
 
-`tunixrt docs` writes them to docs/; `tests/test_reference_docs.py` fails when they are stale.
+`tunixrt docs` writes them to docs/; `tests/test_docs.py` fails when they are stale.
 """
 
 from __future__ import annotations

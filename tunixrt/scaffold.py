@@ -31,6 +31,7 @@ USER_CONFIG = """\
 defaults:
   - tunixrt
   - _self_
+  - experiment: null       # presets go last: -S experiment=gemma3_270m_full_cpu (docs/models.md)
 
 hydra:
   searchpath:
@@ -39,7 +40,14 @@ hydra:
 eval:
   sets: []   # eval-item files to score besides the held-out split, e.g. [inputs/eval.jsonl]
 """
-GITIGNORE = ("/data/", "/runs/train/perf.json", "/dvc_plots/", "__pycache__/")
+GITIGNORE = (
+    "/data/",
+    "/runs/train/perf.json",
+    "/runs/train/checkpoints.aside/",
+    "/runs/experiments.html",
+    "/dvc_plots/",
+    "__pycache__/",
+)
 INPUTS_README = "Put trace files (JSONL, optionally .gz) here: dvc.yaml tracks this folder.\n"
 PLOTS: list[dict[str, Any]] = [
     {"training loss": {"x": "step", "y": {"runs/train/live/plots/metrics/train/loss.tsv": "loss"}}},
@@ -79,12 +87,50 @@ def pipeline_yaml() -> str:
 
 def recorded_codes(dvc_yaml: Path) -> dict[str, str]:
     """stage -> the code digest its cmd records, for a pipeline `tunixrt init` wrote."""
-    stages = (yaml.safe_load(dvc_yaml.read_text(encoding="utf-8")) or {}).get("stages", {})
+    if not dvc_yaml.is_file():
+        return {}
+    try:
+        doc = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{dvc_yaml.name}: not valid YAML: {exc}") from None
+    stages = doc.get("stages", {}) if isinstance(doc, dict) else {}
     out = {}
-    for name, entry in stages.items():
+    for name, entry in stages.items() if isinstance(stages, dict) else ():
+        if not isinstance(entry, dict):
+            continue
         parts = str(entry.get("cmd", "")).split()
         if "tunixrt.stages" in parts and "--code" in parts:
             out[name] = parts[parts.index("--code") + 1]
+    return out
+
+
+def upgrade_commands(dvc_yaml: Path) -> list[str]:
+    """Rewrite the `cmd` line of each stage whose recorded code is not the installed code, and
+    nothing else (stages, deps or plots the user added stay as they are)."""
+    recorded = recorded_codes(dvc_yaml)
+    if not recorded:
+        raise ConfigError("dvc.yaml: not written by `tunixrt init`; nothing to upgrade")
+    text = dvc_yaml.read_text(encoding="utf-8")
+    changed = []
+    for name, old in recorded.items():
+        if name not in STAGES:
+            continue
+        new = code_digest(name, STAGES[name].target)
+        if new != old:
+            text = text.replace(
+                f"tunixrt.stages {name} --code {old}", f"tunixrt.stages {name} --code {new}"
+            )
+            changed.append(name)
+    dvc_yaml.write_text(text, encoding="utf-8")
+    return [f"dvc.yaml ({', '.join(changed) or 'no stage changed'})"]
+
+
+def stale_stages(dvc_yaml: Path) -> dict[str, tuple[str, str]]:
+    """stage -> (recorded, installed) code digest, where they differ (an upgraded tunixrt)."""
+    out = {}
+    for name, old in recorded_codes(dvc_yaml).items():
+        if name in STAGES and (new := code_digest(name, STAGES[name].target)) != old:
+            out[name] = (old, new)
     return out
 
 
@@ -103,10 +149,7 @@ def init_pipeline(root: Path, *, force: bool = False, upgrade: bool = False) -> 
     written = []
     dvc_yaml = root / "dvc.yaml"
     if upgrade:
-        if not recorded_codes(dvc_yaml):
-            raise ConfigError("dvc.yaml: not written by `tunixrt init`; nothing to upgrade")
-        dvc_yaml.write_text(pipeline_yaml(), encoding="utf-8")
-        return ["dvc.yaml"]
+        return upgrade_commands(dvc_yaml)
     targets = {"dvc.yaml": pipeline_yaml(), "conf/config.yaml": USER_CONFIG}
     existing = [rel for rel in (*targets, "params.yaml") if (root / rel).exists()]
     if existing and not force:

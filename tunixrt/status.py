@@ -45,6 +45,9 @@ def _pipeline(root: Path) -> dict[str, Any] | None:
             )
     except TunixrtError as exc:
         info["params_match_conf"] = f"error: {exc}"
+    from tunixrt.scaffold import stale_stages
+
+    info["code_changed"] = sorted(stale_stages(root / "dvc.yaml"))
     with Repo(str(root)) as repo:
         info["stages"] = [s.addressing for s in repo.index.stages]
         info["stale"] = {k: [str(c) for c in v] for k, v in sorted(repo.status().items())}
@@ -83,6 +86,11 @@ def render(info: dict[str, Any]) -> str:
                 else str(match)
             )
         )
+        if pipe.get("code_changed"):
+            lines.append(
+                f"  code changed since dvc.yaml was written: {', '.join(pipe['code_changed'])} "
+                "(tunixrt upgraded: run `tunixrt init --upgrade`, then `dvc repro`)"
+            )
         if pipe["stale"]:
             lines.append("  stale:")
             lines += [f"    {k}: {', '.join(v)}" for k, v in pipe["stale"].items()]

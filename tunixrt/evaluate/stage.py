@@ -165,6 +165,9 @@ def evaluate(manifest: RunManifest, cfg: EvalConfig, root: Path) -> dict[str, An
 
 
 def run(params: Mapping[str, Any], root: Path) -> None:
+    from tunixrt.train.runtime import require_training_extras
+
+    require_training_extras()
     cfg = validate_config(EvalConfig, params.get("eval"), "eval")
     manifest = load_run_manifest(root)
     m = evaluate(manifest, cfg, root)

@@ -30,6 +30,7 @@ from tunixrt.manifest.schema import (
     SplitFile,
     TrainingSection,
 )
+from tunixrt.manifest.weights import weights_section
 from tunixrt.paths import DATASET_MANIFEST, RUN_MANIFEST, SPLITS, export_path
 from tunixrt.validation import validate_config
 
@@ -96,6 +97,7 @@ def build_run_manifest(params: Mapping[str, Any], root: Path) -> RunManifest:
         ),
         training=training,
         runtime=runtime,
+        weights=weights_section(model, root),
     )
 
 

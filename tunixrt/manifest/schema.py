@@ -73,7 +73,8 @@ class LoraSection(_Strict):
 
 
 class TrainingSection(_Strict):
-    """`train` group. Defaults are tunix-rt's; conf/train/ sets values for the tiny CPU model."""
+    """`train` group. Defaults are tunix-rt's; tunixrt/conf/train/default.yaml sets values for
+    the tiny CPU model."""
 
     learning_rate: float = Field(2e-5, gt=0, le=1, description="peak learning rate (AdamW)")
     weight_decay: float = Field(0.01, ge=0, description="AdamW decoupled weight decay")
@@ -158,6 +159,20 @@ class DatasetSection(_Strict):
         )
 
 
+class WeightsSection(_Strict):
+    """Which files a run started from, so a manifest (and the report) names the exact weights."""
+
+    tokenizer_sha256: str | None = Field(
+        None, description="sha256 of model.tokenizer.path; null: none, or not there yet"
+    )
+    checkpoint_digest: str | None = Field(
+        None,
+        description="sha256 over the checkpoint folder's file names and sizes and each "
+        "safetensors header (cheap on many GB); null: random init, or not there yet",
+    )
+    checkpoint_files: int = Field(0, ge=0, description="files in model.checkpoint_path")
+
+
 class OutputSection(_Strict):
     output_dir: str = Field(
         TRAIN_DIR.as_posix(), description="where checkpoints, metrics and curves go"
@@ -179,5 +194,8 @@ class RunManifest(_Strict):
     )
     runtime: RuntimeSection = Field(
         default_factory=RuntimeSection, description="the `runtime` group"
+    )
+    weights: WeightsSection = Field(
+        default_factory=WeightsSection, description="digests of the tokenizer and checkpoint"
     )
     output: OutputSection = Field(default_factory=OutputSection, description="where outs go")

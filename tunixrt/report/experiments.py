@@ -36,9 +36,7 @@ def _row(entry: Mapping[str, Any]) -> dict[str, Any]:
     tm = _data(entry, "metrics", TRAIN_METRICS.as_posix())
     return {
         "name": entry.get("name") or data.get("name") or str(data.get("rev", ""))[:7],
-        "params": {
-            k: v for k, v in _flatten(params) if k.split(".")[0] in PARAMS_SHOWN and k != "seed"
-        },
+        "params": {k: v for k, v in _flatten(params) if k.split(".")[0] in PARAMS_SHOWN},
         "exact_match": (em.get("after") or {}).get("exact_match"),
         "loss_last": tm.get("loss_last"),
     }

@@ -76,6 +76,12 @@ def _predictions(root: Path) -> list[dict[str, Any]]:
     return out
 
 
+def _min_avg_max(m: Mapping[str, Any], digits: int) -> str:
+    if m.get("avg") is None:  # an empty split
+        return "-"
+    return f"{m['min']} / {m['avg']:.{digits}f} / {m['max']}"
+
+
 def _dataset(ds: Mapping[str, Any]) -> str:
     c = ds["counts"]
     head = f"<p>Dataset <code>{escape(ds['dataset_key'])}</code>: {c['total']} traces.</p>"
@@ -84,13 +90,7 @@ def _dataset(ds: Mapping[str, Any]) -> str:
         s = ds["stats"][split]
         cats = ", ".join(f"{escape(k)} {v}" for k, v in sorted(s.get("by_category", {}).items()))
         rows.append(
-            (
-                split,
-                c[split],
-                f"{s['steps']['min']} / {s['steps']['avg']:.1f} / {s['steps']['max']}",
-                f"{s['chars']['min']} / {s['chars']['avg']:.0f} / {s['chars']['max']}",
-                cats,
-            )
+            (split, c[split], _min_avg_max(s["steps"], 1), _min_avg_max(s["chars"], 0), cats)
         )
     head_cols = ("split", "traces", "steps min/avg/max", "chars min/avg/max", "by category")
     return head + _table(head_cols, rows)
@@ -98,10 +98,18 @@ def _dataset(ds: Mapping[str, Any]) -> str:
 
 def _lineage(rm: Mapping[str, Any], tm: Mapping[str, Any]) -> str:
     t, m, d = rm["training"], rm["model"], rm["dataset"]
+    w = rm.get("weights") or {}
+    start = (
+        f"weights <code>{w['checkpoint_digest'][:16]}</code> ({w['checkpoint_files']} files)"
+        if w.get("checkpoint_digest")
+        else "random init"
+    )
+    if w.get("tokenizer_sha256"):
+        start += f"<br>tokenizer <code>{w['tokenizer_sha256'][:16]}</code>"
     boxes = [
         f"<b>params</b><br>model <code>{escape(m['model_id'])}</code> ({escape(m['family'])} "
         f"{escape(m['preset'])})<br>lr {t['learning_rate']}, batch {t['batch_size']}, "
-        f"seq {t['max_seq_length']}, seed {rm['seed']}",
+        f"seq {t['max_seq_length']}, seed {rm['seed']}<br>{start}",
         f"<b>dataset</b><br><code>{escape(d['dataset_key'])}</code><br>"
         f"content <code>{d['content_sha256'][:16]}</code>",
         "<b>exports</b> (<code>"

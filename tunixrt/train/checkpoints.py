@@ -29,12 +29,20 @@ ASIDE_KEEP = 3
 CADENCE_FIELDS = frozenset({"checkpoint_every_steps", "keep_checkpoints", "eval_every_steps"})
 
 
+# Training modules that change no number of a run: where checkpoints go and what is reported,
+# the stage's entry, the device runtime (a run may resume on another mesh).
+NON_NUMERIC_MODULES = frozenset(
+    {"__init__.py", "checkpoints.py", "metrics.py", "runtime.py", "stage.py"}
+)
+
+
 def training_code_digest(package: Path = Path(__file__).parent) -> str:
-    """sha256 of the `tunixrt.train` sources: a code change (new init, new loss) makes DVC rerun
-    the stage, and that rerun must start over (the old run is set aside), not resume the old
-    code's last step."""
+    """sha256 of the `tunixrt.train` sources that decide the numbers (init, streams, batches,
+    model inputs, optimizer, trainer, the run's plan): such a change makes DVC rerun the stage,
+    and that rerun must start over (the old run is set aside), not resume the old code's last
+    step. A change to reporting or checkpoint bookkeeping resumes."""
     h = hashlib.sha256()
-    for path in sorted(package.rglob("*.py")):
+    for path in sorted(p for p in package.rglob("*.py") if p.name not in NON_NUMERIC_MODULES):
         h.update(path.relative_to(package).as_posix().encode() + b"\0")
         h.update(path.read_bytes())
     return h.hexdigest()
@@ -85,10 +93,11 @@ def set_aside_foreign_checkpoints(directory: Path, fingerprint: str) -> int | No
         shutil.rmtree(directory)
         return None
     aside = directory.parent / ASIDE
-    label = str(meta.get("fingerprint") or "unknown")[:16]
-    dest = aside / label
-    if dest.exists():
-        shutil.rmtree(dest)
+    label = f"{str(meta.get('fingerprint') or 'unknown')[:16]}-step{step}"
+    dest, k = aside / label, 1
+    while dest.exists():  # the same configuration set aside before: keep both
+        k += 1
+        dest = aside / f"{label}-{k}"
     aside.mkdir(parents=True, exist_ok=True)
     directory.rename(dest)
     dest.touch()  # its mtime orders the ones kept

@@ -54,7 +54,7 @@ FAMILIES: dict[str, Family] = {
         model_class="Gemma3",
         vocab_field="num_embed",
         safetensors_loader="tunix.models.gemma3.params_safetensors",
-        tiny={  # conf/model/tiny_gemma3.yaml's
+        tiny={  # tunixrt/conf/model/tiny_gemma3.yaml's
             "num_layers": 3,
             "embed_dim": 128,
             "hidden_dim": 256,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import sys
 import warnings
@@ -102,3 +103,12 @@ def use_mesh(mesh: jax.sharding.Mesh) -> Iterator[None]:
         yield
     finally:
         mesh.__exit__(None, None, None)
+
+
+def require_training_extras() -> None:
+    """The data stages install without JAX; the model stages need `tunixrt[train]`."""
+    if importlib.util.find_spec("jax") is None or importlib.util.find_spec("tunix") is None:
+        raise ConfigError(
+            "the train and evaluate stages need JAX and Tunix: pip install 'tunixrt[train]' "
+            "(`dvc repro manifest` runs the data stages without them)"
+        )

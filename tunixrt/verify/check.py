@@ -86,18 +86,11 @@ def check_params(root: Path, report: Report) -> None:
 
 def check_code_digests(root: Path, report: Report) -> None:
     """In a pipeline `tunixrt init` wrote: each stage's recorded code is the installed code."""
-    from tunixrt.lineage import code_digest
-    from tunixrt.scaffold import recorded_codes
-    from tunixrt.stages import STAGES
+    from tunixrt.scaffold import recorded_codes, stale_stages
 
-    recorded = recorded_codes(root / "dvc.yaml")
-    if not recorded:
+    if not recorded_codes(root / "dvc.yaml"):
         return  # this repository's own dvc.yaml: its code deps are files
-    stale = [
-        f"{name} ({code} -> {code_digest(name, STAGES[name].target)})"
-        for name, code in recorded.items()
-        if name in STAGES and code != code_digest(name, STAGES[name].target)
-    ]
+    stale = [f"{n} ({a} -> {b})" for n, (a, b) in stale_stages(root / "dvc.yaml").items()]
     report.check(
         not stale,
         "dvc.yaml records the installed tunixrt's code for every stage",
