@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -49,6 +50,15 @@ def atomic_writer(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
     with atomic_writer(path) as fh:
         fh.write(dumps_doc(obj))
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """sha256 of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def read_json(path: str | os.PathLike[str]) -> Any:

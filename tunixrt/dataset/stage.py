@@ -22,7 +22,7 @@ import orjson
 from tunixrt.dataset.config import DatasetConfig, Filters
 from tunixrt.dataset.keys import prompt_key, unit_hash
 from tunixrt.errors import DataError
-from tunixrt.jsonio import atomic_writer, iter_lines, write_json
+from tunixrt.jsonio import atomic_writer, file_sha256, iter_lines, write_json
 from tunixrt.paths import DATASET_MANIFEST as MANIFEST
 from tunixrt.paths import SPLITS, TRACES
 from tunixrt.paths import dataset_path as split_path
@@ -146,14 +146,6 @@ class _Stats:
         }
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def content_sha256(file_hashes: Mapping[str, str]) -> str:
     """sha256 over `<split> <sha256>\\n` lines in train, val, test order."""
     text = "".join(f"{s} {file_hashes[s]}\n" for s in SPLITS)
@@ -194,7 +186,7 @@ def build_dataset(cfg: DatasetConfig, root: Path) -> dict[str, Any]:
             stats[split].add(t)
             ids[split].append(t["id"])
     _check_disjoint(root)
-    hashes = {s: _sha256(root / split_path(s)) for s in SPLITS}
+    hashes = {s: file_sha256(root / split_path(s)) for s in SPLITS}
     counts = {s: stats[s].n for s in SPLITS}
     if sum(counts.values()) == 0:
         raise DataError(f"dataset: no trace left after selection ({dict(sel.counts)})")

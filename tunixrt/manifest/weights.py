@@ -11,6 +11,7 @@ import hashlib
 import struct
 from pathlib import Path
 
+from tunixrt.jsonio import file_sha256
 from tunixrt.manifest.schema import ModelSection, WeightsSection
 
 MAX_HEADER = 100 << 20  # safetensors headers are JSON; a larger one is not a safetensors file
@@ -19,14 +20,6 @@ MAX_HEADER = 100 << 20  # safetensors headers are JSON; a larger one is not a sa
 def _resolve(path: str, root: Path) -> Path:
     p = Path(path).expanduser()
     return p if p.is_absolute() else root / p
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def checkpoint_digest(folder: Path) -> tuple[str, int]:
