@@ -107,22 +107,16 @@ def recorded_codes(dvc_yaml: Path) -> dict[str, str]:
 def upgrade_commands(dvc_yaml: Path) -> list[str]:
     """Rewrite the `cmd` line of each stage whose recorded code is not the installed code, and
     nothing else (stages, deps or plots the user added stay as they are)."""
-    recorded = recorded_codes(dvc_yaml)
-    if not recorded:
+    if not recorded_codes(dvc_yaml):
         raise ConfigError("dvc.yaml: not written by `tunixrt init`; nothing to upgrade")
+    stale = stale_stages(dvc_yaml)
     text = dvc_yaml.read_text(encoding="utf-8")
-    changed = []
-    for name, old in recorded.items():
-        if name not in STAGES:
-            continue
-        new = code_digest(name, STAGES[name].target)
-        if new != old:
-            text = text.replace(
-                f"tunixrt.stages {name} --code {old}", f"tunixrt.stages {name} --code {new}"
-            )
-            changed.append(name)
+    for name, (old, new) in stale.items():
+        text = text.replace(
+            f"tunixrt.stages {name} --code {old}", f"tunixrt.stages {name} --code {new}"
+        )
     dvc_yaml.write_text(text, encoding="utf-8")
-    return [f"dvc.yaml ({', '.join(changed) or 'no stage changed'})"]
+    return [f"dvc.yaml ({', '.join(stale) or 'no stage changed'})"]
 
 
 def stale_stages(dvc_yaml: Path) -> dict[str, tuple[str, str]]:

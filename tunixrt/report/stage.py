@@ -17,11 +17,8 @@ from tunixrt.report.markdown import render_report
 from tunixrt.report.page import render_page
 
 
-def write_reports(root: Path, experiments: list[dict[str, Any]] | None = None) -> None:
-    for path, text in (
-        (REPORT, render_report(root)),
-        (REPORT_HTML, render_page(root, experiments)),
-    ):
+def write_reports(root: Path) -> None:
+    for path, text in ((REPORT, render_report(root)), (REPORT_HTML, render_page(root))):
         with atomic_writer(root / path) as fh:
             fh.write(text.encode())
 
