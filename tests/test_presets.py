@@ -49,3 +49,22 @@ def test_real_model_with_tiny_train_values_warns(capfd) -> None:
     assert "warning: model google/gemma-3-270m-it" in err and "train=tunix_rt" in err
     compose(REPO, [])  # the tiny default: no warning
     assert "warning" not in capfd.readouterr().err
+
+
+MODELS = sorted(p.stem for p in (REPO / "tunixrt/conf/model").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_every_model_file_composes_with_tunix_rt_values(model: str, capfd) -> None:
+    from tunixrt.chat_templates import FAMILY_TEMPLATES
+    from tunixrt.manifest.schema import ModelSection
+
+    m = ModelSection.model_validate(compose(REPO, [f"model={model}", "train=tunix_rt"])["model"])
+    assert "warning" not in capfd.readouterr().err
+    if m.preset != "tiny":  # real weights: where the download command of its comment puts them
+        assert m.checkpoint_path and m.checkpoint_path.startswith("models/")
+        assert m.tokenizer.path and m.tokenizer.path.startswith(m.checkpoint_path + "/")
+        kind = "sentencepiece" if m.family.startswith("gemma") else "huggingface"
+        assert m.tokenizer.kind == kind
+    if m.tokenizer.kind == "huggingface":
+        assert m.tokenizer.chat_template == FAMILY_TEMPLATES[m.family]

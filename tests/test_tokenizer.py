@@ -1,7 +1,7 @@
-import io
 from pathlib import Path
 
 import pytest
+from real_format import train_sentencepiece
 
 from tunixrt.errors import ConfigError
 from tunixrt.manifest.schema import TokenizerSection
@@ -39,36 +39,14 @@ def test_byte_decode_skips_control_and_out_of_vocab_ids() -> None:
 
 @pytest.fixture(scope="module")
 def sp_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small SentencePiece model laid out like Gemma's: pad 0, eos 1, bos 2, unk 3, the turn
-    markers as user-defined symbols, no dummy prefix (trained here; nothing is downloaded)."""
-    import sentencepiece as spm
-
+    """A small SentencePiece model laid out like Gemma's (real_format.train_sentencepiece)."""
     lines = [
         f"<start_of_turn>user\nWhat is {a} + {b}?<end_of_turn>\n<start_of_turn>model\n"
         f"Answer: {a + b}<end_of_turn>"
         for a in range(10, 60)
         for b in range(7, 40, 3)
     ]
-    buf = io.BytesIO()
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(lines),
-        model_writer=buf,
-        vocab_size=400,
-        minloglevel=2,
-        model_type="bpe",
-        pad_id=0,
-        eos_id=1,
-        bos_id=2,
-        unk_id=3,
-        user_defined_symbols=[START_OF_TURN, END_OF_TURN],
-        add_dummy_prefix=False,
-        byte_fallback=True,
-        remove_extra_whitespaces=False,
-        normalization_rule_name="identity",
-    )
-    path = tmp_path_factory.mktemp("sp") / "tokenizer.model"
-    path.write_bytes(buf.getvalue())
-    return path
+    return train_sentencepiece(tmp_path_factory.mktemp("sp") / "tokenizer.model", lines)
 
 
 def test_sentencepiece_keeps_turn_markers_as_their_own_ids(sp_model: Path) -> None:

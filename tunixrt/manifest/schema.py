@@ -12,11 +12,20 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from tunixrt.chat_templates import FAMILY_TEMPLATES, ChatTemplateName
 from tunixrt.formats.spec import FormatName, FormatSpec, ReasoningStyleName
 from tunixrt.paths import TRAIN_DIR
 
 MANIFEST_VERSION = "1.0"
-GEMMA_LORA_MODULES = ".*q_einsum|.*kv_einsum|.*attn_vec_einsum|.*gate_proj|.*up_proj|.*down_proj"
+_GEMMA_LORA = ".*q_einsum|.*kv_einsum|.*attn_vec_einsum|.*gate_proj|.*up_proj|.*down_proj"
+_LLAMA_LORA = ".*q_proj|.*k_proj|.*v_proj|.*o_proj|.*gate_proj|.*up_proj|.*down_proj"
+LORA_MODULES = {  # each family's attention and MLP projections (Tunix's module names)
+    "gemma3": _GEMMA_LORA,
+    "gemma": _GEMMA_LORA,
+    "llama3": _LLAMA_LORA,
+    "qwen2": _LLAMA_LORA,
+    "qwen3": _LLAMA_LORA,
+}
 
 
 class _Strict(BaseModel):
@@ -24,17 +33,30 @@ class _Strict(BaseModel):
 
 
 class TokenizerSection(_Strict):
-    kind: Literal["byte", "sentencepiece"] = Field(
+    kind: Literal["byte", "sentencepiece", "huggingface"] = Field(
         "byte",
         description="byte: UTF-8 bytes plus Gemma's special tokens (tiny models); "
-        "sentencepiece: a tokenizer.model file (real Gemma checkpoints)",
+        "sentencepiece: a tokenizer.model file (Gemma checkpoints); huggingface: a "
+        "tokenizer.json file (Qwen, Llama, or Gemma), with the model's chat template",
     )
-    path: str | None = Field(None, description="tokenizer.model, required for sentencepiece")
+    path: str | None = Field(
+        None, description="tokenizer.model (sentencepiece) or tokenizer.json (huggingface)"
+    )
+    chat_template: ChatTemplateName | None = Field(
+        None,
+        description="huggingface only: the turn layout the model was tuned with (gemma, "
+        "chatml for Qwen2.5/Qwen3, llama3); null = the family's",
+    )
 
     @model_validator(mode="after")
-    def _path_for_sentencepiece(self) -> TokenizerSection:
-        if self.kind == "sentencepiece" and not self.path:
-            raise ValueError("tokenizer.path is required when tokenizer.kind is sentencepiece")
+    def _path_and_template(self) -> TokenizerSection:
+        if self.kind != "byte" and not self.path:
+            raise ValueError(f"tokenizer.path is required when tokenizer.kind is {self.kind}")
+        if self.chat_template is not None and self.kind != "huggingface":
+            raise ValueError(
+                "tokenizer.chat_template applies to kind huggingface only (byte and "
+                "sentencepiece tokenizers keep Gemma's turn markers)"
+            )
         return self
 
 
@@ -62,13 +84,33 @@ class ModelSection(_Strict):
         default_factory=TokenizerSection, description="how text becomes token ids"
     )
 
+    @model_validator(mode="after")
+    def _tokenizer_fits_family(self) -> ModelSection:
+        tok = self.tokenizer
+        if tok.kind == "huggingface" and tok.chat_template is None:
+            self.tokenizer = tok.model_copy(update={"chat_template": FAMILY_TEMPLATES[self.family]})
+        if (
+            self.family in ("llama3", "qwen2", "qwen3")
+            and self.checkpoint_path is not None
+            and tok.kind != "huggingface"
+        ):
+            raise ValueError(
+                f"tokenizer.kind: {self.family} weights were trained on their own "
+                f"tokenizer.json; with a {tok.kind} tokenizer their embeddings mean nothing. "
+                "Set tokenizer.kind=huggingface and tokenizer.path to the checkpoint's "
+                "tokenizer.json"
+            )
+        return self
+
 
 class LoraSection(_Strict):
     enabled: bool = Field(False, description="train LoRA adapters instead of all weights")
     rank: int = Field(16, ge=1, le=4096, description="adapter rank")
     alpha: float = Field(32.0, gt=0, description="adapter scale numerator (scale = alpha/rank)")
-    module_path: str = Field(
-        GEMMA_LORA_MODULES, description="regex of the module paths that get adapters"
+    module_path: str | None = Field(
+        None,
+        description="regex of the module paths that get adapters; null = the family's "
+        "attention and MLP projections",
     )
 
 
@@ -199,3 +241,11 @@ class RunManifest(_Strict):
         default_factory=WeightsSection, description="digests of the tokenizer and checkpoint"
     )
     output: OutputSection = Field(default_factory=OutputSection, description="where outs go")
+
+    @model_validator(mode="after")
+    def _family_lora_modules(self) -> RunManifest:
+        lora = self.training.lora
+        if lora.module_path is None:  # recorded as used, so the manifest says what trained
+            lora = lora.model_copy(update={"module_path": LORA_MODULES[self.model.family]})
+            self.training = self.training.model_copy(update={"lora": lora})
+        return self

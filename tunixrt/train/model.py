@@ -21,7 +21,7 @@ import numpy as np
 from flax import nnx
 
 from tunixrt.errors import ConfigError
-from tunixrt.manifest.schema import LoraSection, ModelSection
+from tunixrt.manifest.schema import LORA_MODULES, LoraSection, ModelSection
 from tunixrt.train import rng
 from tunixrt.train.runtime import use_mesh
 from tunixrt.train.tokenizer import Tokenizer
@@ -238,6 +238,35 @@ def _random_model(cls: Any, config: Any, seed: int, mesh: jax.sharding.Mesh) -> 
         return create()
 
 
+def _gemma1_from_safetensors(
+    path: Path, config: Any, mesh: jax.sharding.Mesh, dtype: jnp.dtype
+) -> nnx.Module:
+    """Gemma 1 (google/gemma-2b-it, gemma-7b-it) from HF safetensors. Tunix 0.1.7's gemma loader
+    maps the Gemma 2 names, where `post_attention_layernorm` follows attention; in Gemma 1 it is
+    the norm before the MLP (Tunix's `pre_ffw_norm`), and loading fails on the missing tensor."""
+    from tunix.models import safetensors_loader
+    from tunix.models.gemma import model as gemma_model
+    from tunix.models.gemma import params_safetensors as gemma_st
+
+    def key_mapping(cfg: Any) -> dict[str, Any]:
+        mapping = dict(gemma_st._get_key_and_transform_mapping(cfg))
+        mapping[r"model\.layers\.([0-9]+)\.post_attention_layernorm\.weight"] = (
+            r"layers.\1.pre_ffw_norm.scale",
+            None,
+        )
+        return mapping
+
+    return safetensors_loader.load_and_create_model(
+        file_dir=str(path),
+        model_class=gemma_model.Gemma,
+        config=config,
+        key_mapping=key_mapping,
+        mesh=mesh,
+        preprocess_fn=gemma_st._make_preprocess_fn(config),
+        dtype=dtype,
+    )
+
+
 def build_model(
     section: ModelSection,
     tokenizer: Tokenizer,
@@ -254,6 +283,9 @@ def build_model(
     if path is None:
         return _random_model(cls, config, seed, mesh)
     if any(path.glob("*.safetensors")):
+        if section.family == "gemma" and not config.use_post_attn_norm:
+            with use_mesh(mesh):
+                return _gemma1_from_safetensors(path, config, mesh, _dtype(section))
         loader = importlib.import_module(fam.safetensors_loader)
         with use_mesh(mesh):
             return loader.create_model_from_safe_tensors(
@@ -273,21 +305,28 @@ def build_model(
     )
 
 
+def family_of(model: nnx.Module) -> str:
+    module = type(model).__module__  # tunix.models.<family>.model
+    return next(name for name, fam in FAMILIES.items() if fam.module == module)
+
+
 def apply_lora(
     model: nnx.Module, lora: LoraSection, mesh: jax.sharding.Mesh, *, seed: int
 ) -> nnx.Module:
-    """qwix LoRA adapters on the modules matching `lora.module_path` (B starts at zero), drawn
-    from the `lora` stream of `seed`."""
+    """qwix LoRA adapters on the modules matching `lora.module_path` (B starts at zero; null:
+    the family's projections, as the run manifest records them), drawn from the `lora` stream of
+    `seed`."""
     import qwix
 
-    provider = qwix.LoraProvider(module_path=lora.module_path, rank=lora.rank, alpha=lora.alpha)
+    module_path = lora.module_path or LORA_MODULES[family_of(model)]
+    provider = qwix.LoraProvider(module_path=module_path, rank=lora.rank, alpha=lora.alpha)
     with use_mesh(mesh):
         lora_model = qwix.apply_lora_to_model(
             model, provider, rngs=nnx.Rngs(rng.stream(seed, "lora")), **model.get_model_input()
         )
         if not any(isinstance(v, nnx.LoRAParam) for _, v in nnx.iter_graph(lora_model)):
             raise ConfigError(
-                f"train.lora.module_path: {lora.module_path!r} matches no module of the model"
+                f"train.lora.module_path: {module_path!r} matches no module of the model"
             )
         state = nnx.state(lora_model)
         nnx.update(

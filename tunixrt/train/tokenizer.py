@@ -1,7 +1,7 @@
-"""Tokenizers that keep Gemma's turn markers as single ids (Tunix 0.1.7's adapter strips them).
+"""Tokenizers that keep turn markers as single ids (Tunix 0.1.7's adapter strips them).
 
-Both kinds have the duck-typed interface Tunix's sampler accepts: `encode`, `decode`, `bos_id`,
-`eos_id`, `pad_id`. Neither adds BOS or EOS in `encode`: the batch builder does.
+Every kind has the duck-typed interface Tunix's sampler accepts: `encode`, `decode`, `bos_id`,
+`eos_id`, `pad_id`. None adds BOS or EOS in `encode`: the batch builder does.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from typing import ClassVar, Protocol
 
+from tunixrt.chat_templates import CHAT_TEMPLATES
 from tunixrt.errors import ConfigError
 from tunixrt.formats.gemma import END_OF_TURN, START_OF_TURN, TURN_MARKERS
 from tunixrt.manifest.schema import TokenizerSection
@@ -147,12 +148,96 @@ class SentencePieceTokenizer:
         return [self.eos_id()] + ([eot] if eot is not None else [])
 
 
+class HuggingFaceTokenizer:
+    """A Hugging Face `tokenizer.json` (the `tokenizers` library) with the model's chat template.
+
+    Gemma's turn markers in the text become the template's (`tunixrt.chat_templates`); the text
+    between them is encoded with the model's own special tokens taken literally (an `<|im_end|>`
+    written in a trace stays text). Decoding keeps every token but BOS, EOS and padding.
+    """
+
+    def __init__(self, path: str | Path, template: str) -> None:
+        from tokenizers import Tokenizer as HFTokenizer
+
+        p = Path(path).expanduser()
+        if not p.is_file():
+            raise ConfigError(f"model.tokenizer.path: {path}: no such file (a tokenizer.json)")
+        try:
+            self._tk = HFTokenizer.from_file(str(p))
+        except Exception as exc:  # tokenizers raises a bare Exception on a malformed file
+            raise ConfigError(f"{path}: not a Hugging Face tokenizer.json: {exc}") from None
+        self.template = CHAT_TEMPLATES[template]
+        self.vocab_size = int(self._tk.get_vocab_size(with_added_tokens=True))
+        missing = [t for t in self.template.special_tokens() if self._tk.token_to_id(t) is None]
+        if missing:
+            raise ConfigError(
+                f"{path}: has no {', '.join(missing)}, which the {template!r} chat template "
+                f"needs; set model.tokenizer.chat_template to the model's template "
+                f"({', '.join(CHAT_TEMPLATES)})"
+            )
+        self._ids = {t: int(self._tk.token_to_id(t)) for t in self.template.special_tokens()}
+        markers = sorted(self.template.translation(first=True), key=len, reverse=True)
+        self._split = re.compile("(" + "|".join(map(re.escape, markers)) + ")")
+        self._cache: dict[str, list[int]] = {}
+        self._skip = {self.bos_id(), self.eos_id(), self.pad_id()}
+
+    def translate(self, text: str) -> list[tuple[str, bool]]:
+        """`text` as (piece, is_template) pieces, Gemma's markers replaced by the template's."""
+        out: list[tuple[str, bool]] = []
+        for part in self._split.split(text):
+            if not part:
+                continue
+            table = self.template.translation(first=not out)
+            out.append((table[part], True) if part in table else (part, False))
+        return out
+
+    def _encode(self, text: str, *, specials: bool) -> list[int]:
+        self._tk.encode_special_tokens = not specials
+        return list(self._tk.encode(text, add_special_tokens=False).ids)
+
+    def encode(self, text: str) -> list[int]:
+        ids: list[int] = []
+        for piece, is_template in self.translate(text):
+            if is_template:
+                if piece not in self._cache:
+                    self._cache[piece] = self._encode(piece, specials=True)
+                ids.extend(self._cache[piece])
+            else:
+                ids.extend(self._encode(piece, specials=False))
+        return ids
+
+    def decode(self, ids: list[int]) -> str:
+        kept = [int(i) for i in ids if int(i) not in self._skip and 0 <= int(i) < self.vocab_size]
+        return self._tk.decode(kept, skip_special_tokens=False)
+
+    def bos_id(self) -> int:
+        return self._ids[self.template.bos]
+
+    def eos_id(self) -> int:
+        return self._ids[self.template.eos]
+
+    def pad_id(self) -> int:
+        return self._ids[self.template.pad]
+
+    def end_of_turn_id(self) -> int | None:
+        return self._ids[self.template.end_of_turn]
+
+    def stop_ids(self) -> list[int]:
+        return sorted({self.eos_id(), self._ids[self.template.end_of_turn]})
+
+
+def _resolve(path: str, root: Path | None) -> Path:
+    p = Path(path).expanduser()
+    return root / p if not p.is_absolute() and root is not None else p
+
+
 def make_tokenizer(section: TokenizerSection, root: Path | None = None) -> Tokenizer:
-    """The tokenizer a manifest names; a relative sentencepiece path is taken from `root`."""
+    """The tokenizer a manifest names; a relative path is taken from `root`."""
     if section.kind == "byte":
         return ByteTokenizer()
     assert section.path is not None  # the section validates this
-    path = Path(section.path).expanduser()
-    if not path.is_absolute() and root is not None:
-        path = root / path
+    path = _resolve(section.path, root)
+    if section.kind == "huggingface":
+        assert section.chat_template is not None  # the model section fills it from the family
+        return HuggingFaceTokenizer(path, section.chat_template)
     return SentencePieceTokenizer(path)
