@@ -149,12 +149,12 @@ def _ours(manifest, root: Path) -> dict[str, float]:
 def _bare(manifest, root: Path) -> float:
     """The same batches through a PeftTrainer with nothing of tunixrt around it."""
     import jax.numpy as jnp
-    import optax
     from tunix.sft import peft_trainer, utils
 
     from tunixrt.train.batches import BatchStream, plan_batches
     from tunixrt.train.examples import encode_records, read_export
     from tunixrt.train.model import build_model
+    from tunixrt.train.optimizer import make_optimizer
     from tunixrt.train.runtime import configure_platform, make_mesh, use_mesh
     from tunixrt.train.tokenizer import make_tokenizer
 
@@ -196,8 +196,7 @@ def _bare(manifest, root: Path) -> float:
                 times.append(time.perf_counter())
                 yield b
 
-    schedule = optax.warmup_cosine_decay_schedule(0.0, t.learning_rate, 1, t.max_steps)
-    opt = optax.adamw(schedule, weight_decay=t.weight_decay)
+    opt = make_optimizer(t, t.max_steps)  # the same update: only the loop around it differs
     config = peft_trainer.TrainingConfig(eval_every_n_steps=10**9, max_steps=t.max_steps)
     with use_mesh(mesh):
         trainer = peft_trainer.PeftTrainer(model, opt, config)

@@ -149,3 +149,25 @@ def test_fixture_copy_matches_shared_fixtures() -> None:
         pytest.skip("no ../shared checkout beside this repository")
     for f in shared.glob("*.jsonl"):
         assert (FIXTURES / f.name).read_bytes() == f.read_bytes()
+
+
+def test_worker_processes_write_the_same_bytes(tmp_path: Path, monkeypatch) -> None:
+    """Records checked in worker processes, in chunks, come out as a serial run writes them:
+    traces, rejects (with their codes and fields) and the report, byte for byte."""
+    import tunixrt.ingest.stage as stage
+
+    lines = [line for line, _ in MIXED] * 1500 + [good(f"unique {i}") for i in range(3000)]
+    for name in ("a", "b"):
+        (tmp_path / name / "inputs").mkdir(parents=True)
+        (tmp_path / name / "inputs" / "mixed.jsonl").write_bytes(b"\n".join(lines) + b"\n")
+    cfg = files_cfg(
+        ["inputs/mixed.jsonl"], max_reject_fraction=1.0, limits={"record_max_bytes": 2000}
+    )
+    monkeypatch.setattr(stage, "PARALLEL_MIN_BYTES", 1 << 40)
+    serial = ingest(cfg, tmp_path / "a", sort_run_size=5000)
+    monkeypatch.setattr(stage, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(stage, "workers_available", lambda: 2)
+    parallel = ingest(cfg, tmp_path / "b", sort_run_size=5000)
+    assert parallel == serial and serial["rejected_by_reason"]["duplicate_id"] >= 1
+    for out in (TRACES, REJECTS, REPORT):
+        assert (tmp_path / "b" / out).read_bytes() == (tmp_path / "a" / out).read_bytes()

@@ -47,6 +47,21 @@ def atomic_writer(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
         raise
 
 
+class HashingWriter:
+    """A binary file that also keeps the sha256 of what was written to it."""
+
+    def __init__(self, fh: IO[bytes]) -> None:
+        self._fh = fh
+        self._sha = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self._sha.update(data)
+        return self._fh.write(data)
+
+    def hexdigest(self) -> str:
+        return self._sha.hexdigest()
+
+
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
     with atomic_writer(path) as fh:
         fh.write(dumps_doc(obj))

@@ -22,7 +22,7 @@ import orjson
 from tunixrt.dataset.config import DatasetConfig, Filters
 from tunixrt.dataset.keys import prompt_key, unit_hash
 from tunixrt.errors import DataError
-from tunixrt.jsonio import atomic_writer, file_sha256, iter_lines, write_json
+from tunixrt.jsonio import HashingWriter, atomic_writer, iter_lines, write_json
 from tunixrt.paths import DATASET_MANIFEST as MANIFEST
 from tunixrt.paths import SPLITS, TRACES
 from tunixrt.paths import dataset_path as split_path
@@ -68,9 +68,10 @@ class _Selection:
         self.cfg, self.root = cfg, root
         self.test_keys: set[bytes] = set()
         self.counts: Counter[str] = Counter()
-        for _, t in _read(root):
-            if filter_reason(t, cfg.filters) is None and self.is_test_source(t):
-                self.test_keys.add(prompt_key(t["prompt"], t.get("system")))
+        if cfg.test_sources:  # a pass to find them only when some source is sent to test
+            for _, t in _read(root):
+                if filter_reason(t, cfg.filters) is None and self.is_test_source(t):
+                    self.test_keys.add(prompt_key(t["prompt"], t.get("system")))
         self.keep_ids: set[str] | None = None
         if cfg.limit is not None:
             heap: list[tuple[float, str]] = []  # the `limit` smallest hashes, as a max-heap
@@ -152,24 +153,6 @@ def content_sha256(file_hashes: Mapping[str, str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _check_disjoint(root: Path) -> None:
-    """Re-read the written splits: no normalized prompt may appear in two of them."""
-    owner: dict[bytes, str] = {}
-    for split in ("test", "val"):
-        for _, t in (
-            (ln, orjson.loads(ln)) for _, ln in iter_lines(root / split_path(split)) if ln
-        ):
-            key = prompt_key(t["prompt"], t.get("system"))
-            if owner.setdefault(key, split) != split:
-                raise DataError(f"prompt {t['prompt']!r} is in both {owner[key]} and {split}")
-    for _, ln in iter_lines(root / split_path("train")):
-        if ln:
-            t = orjson.loads(ln)
-            key = prompt_key(t["prompt"], t.get("system"))
-            if key in owner:
-                raise DataError(f"prompt {t['prompt']!r} is in both train and {owner[key]}")
-
-
 def build_dataset(cfg: DatasetConfig, root: Path) -> dict[str, Any]:
     for out in (*(split_path(s) for s in SPLITS), MANIFEST):
         (root / out).unlink(missing_ok=True)
@@ -178,15 +161,18 @@ def build_dataset(cfg: DatasetConfig, root: Path) -> dict[str, Any]:
     ids: dict[str, list[str]] = {s: [] for s in SPLITS}
     forced = 0
     with ExitStack() as stack:
-        files = {s: stack.enter_context(atomic_writer(root / split_path(s))) for s in SPLITS}
+        files = {
+            s: HashingWriter(stack.enter_context(atomic_writer(root / split_path(s))))
+            for s in SPLITS
+        }
         for line, t, key in sel.selected():
+            # a prompt's split is a function of its key, so no prompt is in two splits
             split = sel.split_of(key)
             forced += key in sel.test_keys
             files[split].write(line + b"\n")
             stats[split].add(t)
             ids[split].append(t["id"])
-    _check_disjoint(root)
-    hashes = {s: file_sha256(root / split_path(s)) for s in SPLITS}
+    hashes = {s: files[s].hexdigest() for s in SPLITS}
     counts = {s: stats[s].n for s in SPLITS}
     if sum(counts.values()) == 0:
         raise DataError(f"dataset: no trace left after selection ({dict(sel.counts)})")

@@ -6,6 +6,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+CPU_DECODE_BATCH = 64
+DEVICE_DECODE_BATCH = 256  # an accelerator decodes a wider batch in the same time per token
+
 
 class EvalConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -21,4 +24,9 @@ class EvalConfig(BaseModel):
     max_new_tokens: int | None = Field(
         None, ge=1, description="None: the longest reference completion plus 16 tokens"
     )
-    batch_size: int = Field(64, ge=1, description="prompts decoded together")
+    batch_size: int | None = Field(
+        None,
+        ge=1,
+        description=f"prompts decoded together; null: {CPU_DECODE_BATCH} on the CPU, "
+        f"{DEVICE_DECODE_BATCH} on a GPU or TPU",
+    )

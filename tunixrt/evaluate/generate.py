@@ -127,9 +127,6 @@ def load_model(
     built them.
     """
     runtime.configure_platform(manifest.runtime)
-    from tunix.sft.checkpoint_manager import CheckpointManager
-
-    from tunixrt.paths import CHECKPOINTS
     from tunixrt.train.model import apply_lora, build_model, checkpoint_dir
     from tunixrt.train.tokenizer import make_tokenizer
 
@@ -142,16 +139,35 @@ def load_model(
     if lora.enabled:
         model = apply_lora(model, lora, mesh, seed=manifest.seed)
     if trained:
-        directory = (root / manifest.output.output_dir / CHECKPOINTS).resolve()
-        mngr = CheckpointManager(str(directory))
-        try:
-            if mngr.latest_step() is None:
-                raise DataError(f"{directory}: no checkpoint; run the train stage first")
-            with runtime.use_mesh(mesh):
-                mngr.maybe_restore(model, None, step=step, restore_only_lora_params=lora.enabled)
-        finally:
-            mngr.close()
+        restore_trained(model, manifest, root, mesh, step=step)
     return model, tokenizer, mesh
+
+
+def restore_trained(
+    model: nnx.Module,
+    manifest: RunManifest,
+    root: Path,
+    mesh: jax.sharding.Mesh,
+    *,
+    step: int | None = None,
+) -> None:
+    """Load the train stage's checkpoint (the last, or `step`) into `model`, in place: its
+    adapters with LoRA, else every weight. A sampler built on `model` sees the new values."""
+    from tunix.sft.checkpoint_manager import CheckpointManager
+
+    from tunixrt.paths import CHECKPOINTS
+
+    directory = (root / manifest.output.output_dir / CHECKPOINTS).resolve()
+    mngr = CheckpointManager(str(directory))
+    try:
+        if mngr.latest_step() is None:
+            raise DataError(f"{directory}: no checkpoint; run the train stage first")
+        with runtime.use_mesh(mesh):
+            mngr.maybe_restore(
+                model, None, step=step, restore_only_lora_params=manifest.training.lora.enabled
+            )
+    finally:
+        mngr.close()
 
 
 def max_new_tokens_for(completions: Sequence[str], tokenizer: Any, margin: int = 16) -> int:

@@ -16,7 +16,7 @@ from typing import Any
 
 from tunixrt.dataset.keys import prompt_key
 from tunixrt.errors import DataError
-from tunixrt.evaluate.config import EvalConfig
+from tunixrt.evaluate.config import CPU_DECODE_BATCH, DEVICE_DECODE_BATCH, EvalConfig
 from tunixrt.evaluate.problems import (
     Problem,
     eval_set_problems,
@@ -121,24 +121,14 @@ def decode_budget(problems: Sequence[Problem], tokenizer: Any, cfg: EvalConfig) 
     return max_new_tokens_for(refs, tokenizer) if refs else 128
 
 
-def generate_for(
-    bundle: tuple[Any, Any, Any], problems: Sequence[Problem], cfg: EvalConfig, max_new: int
-) -> list[str]:
-    from tunixrt.evaluate.generate import greedy_generate
-
-    model, tokenizer, mesh = bundle
-    return greedy_generate(
-        model,
-        tokenizer,
-        [p.prompt for p in problems],
-        max_new_tokens=max_new,
-        batch_size=min(cfg.batch_size, len(problems)),
-        mesh=mesh,
-    )
+def decode_batch_size(cfg: EvalConfig, platform: str) -> int:
+    return cfg.batch_size or (CPU_DECODE_BATCH if platform == "cpu" else DEVICE_DECODE_BATCH)
 
 
 def evaluate(manifest: RunManifest, cfg: EvalConfig, root: Path) -> dict[str, Any]:
-    from tunixrt.evaluate.generate import load_model
+    """Decode every problem with the model before training, then load the trained weights into
+    the same model (built once) and decode again."""
+    from tunixrt.evaluate.generate import GreedyGenerator, load_model, restore_trained
 
     verify_inputs(manifest, root)
     for out in (PREDICTIONS, METRICS):
@@ -146,13 +136,21 @@ def evaluate(manifest: RunManifest, cfg: EvalConfig, root: Path) -> dict[str, An
     problems, info = collect_problems(manifest, cfg, root)
     if not problems:
         raise DataError("evaluate: no problems to evaluate (eval.splits / eval.sets are empty)")
-    rows: list[dict[str, Any]] = []
-    max_new = None
-    for model_name in MODELS:
-        bundle = load_model(manifest, root, trained=model_name == "after")
-        max_new = max_new or decode_budget(problems, bundle[1], cfg)
-        outputs = generate_for(bundle, problems, cfg, max_new)
-        rows += score_outputs(problems, outputs, manifest.dataset.reasoning_style, model_name)
+    model, tokenizer, mesh = load_model(manifest, root, trained=False)
+    max_new = decode_budget(problems, tokenizer, cfg)
+    prompts = [p.prompt for p in problems]
+    generate = GreedyGenerator(
+        model,
+        tokenizer,
+        max_new_tokens=max_new,
+        max_prompt_tokens=max(len(tokenizer.encode(p)) + 1 for p in prompts),
+        batch_size=min(decode_batch_size(cfg, manifest.runtime.platform), len(prompts)),
+        mesh=mesh,
+    )
+    style = manifest.dataset.reasoning_style
+    rows = score_outputs(problems, generate(prompts), style, "before")
+    restore_trained(model, manifest, root, mesh)  # the sampler reads the model's variables
+    rows += score_outputs(problems, generate(prompts), style, "after")
     rows.sort(key=lambda r: (r["set"], r["id"], MODELS.index(r["model"])))
     metrics = metrics_of(rows, cfg.splits)
     metrics["sets"] = info

@@ -7,6 +7,7 @@ import os
 import sys
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +17,14 @@ from tqdm import tqdm
 from tunixrt.errors import ConfigError, DataError
 from tunixrt.ingest.adapters import adapt
 from tunixrt.ingest.config import FilesSource, SourceConfig, SyntheticSource, parse_source
+from tunixrt.ingest.parallel import ordered_map, workers_available
 from tunixrt.ingest.sorting import SortedSpool
 from tunixrt.ingest.synthetic import generate
 from tunixrt.jsonio import atomic_writer, dumps_line, iter_lines, write_json
 from tunixrt.paths import INGEST_REPORT as REPORT
 from tunixrt.paths import REJECTS, TRACES
 from tunixrt.paths import TRACES_DIR as OUT_DIR
-from tunixrt.traces import RecordError, build_trace
+from tunixrt.traces import RecordError, TraceLimits, build_trace
 from tunixrt.validation import config_where
 
 RAW_CHARS = 512
@@ -103,6 +105,32 @@ def _raw_text(raw: bytes | str | dict[str, Any]) -> str:
     return raw[: RAW_CHARS * 4].decode("utf-8", errors="replace")[:RAW_CHARS]
 
 
+# What checking one raw record gives: (source, line, trace id, content digest, canonical JSON
+# line, raw text) when accepted, or (source, line, None, None, RecordError, raw text).
+Checked = tuple[str, int, str | None, bytes | None, bytes | RecordError, str]
+PARALLEL_MIN_BYTES = 8 << 20  # smaller inputs are checked in this process: no pool to start
+
+
+def check_record(record: RawRecord, *, adapter: str, limits: TraceLimits) -> Checked:
+    """Parse, adapt, validate and normalize one raw record (runs in worker processes)."""
+    src, line, raw = record
+    try:
+        rec = adapt(_parse(raw, limits.record_max_bytes), adapter)
+        trace, digest = build_trace(rec, limits, source=src)
+    except RecordError as err:
+        return src, line, None, None, err, _raw_text(raw)
+    return src, line, trace.id, digest, dumps_line(trace.model_dump()), _raw_text(raw)
+
+
+def _workers(cfg: SourceConfig, root: Path) -> int:
+    if isinstance(cfg, SyntheticSource):
+        return 1
+    size = 0
+    for label in expand_paths(cfg.paths, root):
+        size += (Path(label) if Path(label).is_absolute() else root / label).stat().st_size
+    return workers_available() if size >= PARALLEL_MIN_BYTES else 1
+
+
 class _Tally:
     def __init__(self) -> None:
         self.by_source: dict[str, Counter[str]] = defaultdict(Counter)
@@ -149,22 +177,19 @@ def ingest(cfg: SourceConfig, root: Path, *, sort_run_size: int = 100_000) -> di
                 }
                 rejects.write(dumps_line(row))
 
-            records = tqdm(_raw_records(cfg, root), desc="ingest", unit=" rec", disable=None)
-            for seq, (src, line, raw) in enumerate(records):
+            check = partial(check_record, adapter=adapter, limits=cfg.limits)
+            checked = ordered_map(check, _raw_records(cfg, root), workers=_workers(cfg, root))
+            records = tqdm(checked, desc="ingest", unit=" rec", disable=None)
+            for seq, (src, line, tid, digest, body, raw_text) in enumerate(records):
                 tally.count(src, "read")
-                try:
-                    rec = adapt(_parse(raw, cfg.limits.record_max_bytes), adapter)
-                    trace, digest = build_trace(rec, cfg.limits, source=src)
-                except RecordError as err:
-                    reject(src, line, err, raw)
+                if isinstance(body, RecordError):
+                    reject(src, line, body, raw_text)
                     continue
                 if digest in seen:
                     tally.count(src, "duplicates")
                     continue
                 seen.add(digest)
-                spool.add(
-                    (trace.id, seq, src, line, dumps_line(trace.model_dump()), _raw_text(raw))
-                )
+                spool.add((tid, seq, src, line, body, raw_text))
 
             with atomic_writer(root / TRACES) as traces:
                 prev: tuple[str, str, int] | None = None

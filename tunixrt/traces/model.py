@@ -66,6 +66,9 @@ class RecordError(Exception):
         self.field = field
         self.code = code
 
+    def __reduce__(self) -> tuple[type[RecordError], tuple[str, str | None, str]]:
+        return RecordError, (self.reason, self.field, self.code)  # crosses worker processes
+
 
 def content_digest(t: Trace) -> bytes:
     payload = [t.system, t.prompt, [s.content for s in t.steps], t.final_answer]

@@ -125,7 +125,11 @@ class BatchStream:
         return len(self.plan.batches)
 
     def __iter__(self) -> Iterator[TrainingInput]:
-        for rows in self.plan.batches:
+        return self.iter_from(0)
+
+    def iter_from(self, start: int) -> Iterator[TrainingInput]:
+        """The micro-batches from `start` on (this process's rows of each)."""
+        for rows in self.plan.batches[start:]:
             per = len(rows) // self.process_count
             local = rows[self.process_index * per : (self.process_index + 1) * per]
             tokens, mask = assemble(local, self.examples, self.max_len, self.pad_id)

@@ -47,8 +47,26 @@ def model_inputs(x: TrainingInput, bos_id: int, pad_id: int) -> dict[str, Any]:
     }
 
 
-def make_model_input_fn(bos_id: int, pad_id: int) -> Callable[[TrainingInput], dict[str, Any]]:
+def unpacked_model_inputs(x: TrainingInput, pad_id: int) -> dict[str, Any]:
+    """One example per row: Tunix's own positions and causal mask over the non-padding tokens,
+    which `model_inputs` gives for such rows, computed in fewer operations."""
+    from tunix.sft import utils
+
+    valid = x.input_tokens != pad_id
+    return {
+        "input_tokens": x.input_tokens,
+        "input_mask": x.input_mask,
+        "positions": utils.build_positions_from_mask(valid),
+        "attention_mask": utils.make_causal_attn_mask(valid),
+    }
+
+
+def make_model_input_fn(
+    bos_id: int, pad_id: int, *, packed: bool = True
+) -> Callable[[TrainingInput], dict[str, Any]]:
     def gen_model_input_fn(x: TrainingInput) -> dict[str, Any]:
-        return model_inputs(x, bos_id, pad_id)
+        if packed:
+            return model_inputs(x, bos_id, pad_id)
+        return unpacked_model_inputs(x, pad_id)
 
     return gen_model_input_fn

@@ -24,6 +24,10 @@ class LiveSeries:
 
     `train/loss`, `train/learning_rate`, `train/grad_norm`, `train/padding_fraction`,
     `train/tokens` (cumulative), `perf/tokens_per_s`, `eval/loss`; step = optimizer update.
+    Points are kept until `flush`, which appends each series' rows in one write, in DVCLive's
+    format, then logs the last point through DVCLive (its summary). DVCLive's own per-point
+    writes, and its `next_step`, which re-reads every series on each call, would cost a run of
+    many short steps more than its training.
     """
 
     def __init__(self, directory: Path) -> None:
@@ -38,22 +42,46 @@ class LiveSeries:
             report=None,
         )
         self._tokens = 0
+        self._rows: dict[str, list[tuple[int, Any]]] = {}
+
+    def _add(self, name: str, step: int, value: Any) -> None:
+        self._rows.setdefault(name, []).append((step, value))
 
     def log_step(self, r: dict[str, Any], tokens_per_s: float) -> None:
         self._tokens += r["tokens"]
-        self._live.step = r["step"]
         for name in ("loss", "learning_rate", "grad_norm", "padding_fraction"):
-            self._live.log_metric(f"train/{name}", _round(r[name]))
-        self._live.log_metric("train/tokens", self._tokens)
-        self._live.log_metric("perf/tokens_per_s", round(tokens_per_s, 1))
-        self._live.next_step()
+            self._add(f"train/{name}", r["step"], _round(r[name]))
+        self._add("train/tokens", r["step"], self._tokens)
+        self._add("perf/tokens_per_s", r["step"], round(tokens_per_s, 1))
 
     def log_eval(self, r: dict[str, Any]) -> None:
-        self._live.step = r["step"]
-        self._live.log_metric("eval/loss", _round(r["loss"]))
-        self._live.next_step()
+        self._add("eval/loss", r["step"], _round(r["loss"]))
+
+    def flush(self) -> None:
+        import csv
+        import os
+
+        rows, self._rows = self._rows, {}
+        if not rows:
+            return
+        for name, points in rows.items():
+            *head, (last_step, last_value) = points
+            if head:
+                path = Path(self._live.plots_dir) / "metrics" / f"{name}.tsv"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                new = not path.exists()
+                with open(path, "a", encoding="utf-8", newline="") as fh:
+                    writer = csv.writer(fh, delimiter="\t", lineterminator=os.linesep)
+                    if new:
+                        writer.writerow(["step", os.path.basename(name)])
+                    writer.writerows(head)
+            self._live.step = last_step
+            self._live.log_metric(name, last_value)
+        self._live.step = max(points[-1][0] for points in rows.values())
+        self._live.make_summary()
 
     def end(self) -> None:
+        self.flush()
         self._live.end()
 
 

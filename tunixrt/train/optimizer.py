@@ -6,6 +6,8 @@ Gradient accumulation is Tunix's (`TrainingConfig.gradient_accumulation_steps` w
 
 from __future__ import annotations
 
+import threading
+
 import optax
 
 from tunixrt.manifest.schema import TrainingSection
@@ -36,3 +38,39 @@ def make_optimizer(t: TrainingSection, total_steps: int) -> optax.GradientTransf
         return optax.chain(optax.clip_by_global_norm(t.max_grad_norm), adamw)
 
     return optax.inject_hyperparams(adamw_clipped)(learning_rate=make_schedule(t, total_steps))
+
+
+class ScheduleValues:
+    """`float(schedule(k))` for every update k, computed once in a background thread (eagerly,
+    as the step history has always recorded them), so that reading a step's rate never costs
+    the training loop a JAX dispatch."""
+
+    def __init__(self, schedule: optax.Schedule, total_steps: int) -> None:
+        self._values: list[float] = []
+        self._error: BaseException | None = None
+        self._ready = threading.Condition()
+        self._total = total_steps
+        self._thread = threading.Thread(
+            target=self._fill, args=(schedule,), name="tunixrt-schedule", daemon=True
+        )
+        self._thread.start()
+
+    def _fill(self, schedule: optax.Schedule) -> None:
+        try:
+            for k in range(self._total):
+                value = float(schedule(k))
+                with self._ready:
+                    self._values.append(value)
+                    self._ready.notify_all()
+        except Exception as exc:  # handed to the reader
+            self._error = exc
+        finally:
+            with self._ready:
+                self._ready.notify_all()
+
+    def __call__(self, k: int) -> float:
+        with self._ready:
+            self._ready.wait_for(lambda: len(self._values) > k or not self._thread.is_alive())
+            if len(self._values) <= k:
+                raise RuntimeError(f"no learning rate for update {k}") from self._error
+            return self._values[k]

@@ -53,7 +53,8 @@ def train(manifest: RunManifest, root: Path) -> dict[str, Any]:
     from tunixrt.train.inputs import make_model_input_fn
     from tunixrt.train.metrics import LiveSeries, training_metrics, write_reports
     from tunixrt.train.model import apply_lora, build_model, checkpoint_dir
-    from tunixrt.train.optimizer import make_optimizer, make_schedule
+    from tunixrt.train.optimizer import ScheduleValues, make_optimizer, make_schedule
+    from tunixrt.train.prefetch import Prefetcher
     from tunixrt.train.tokenizer import make_tokenizer
     from tunixrt.train.trainer import HistoryTrainer, LatestScalars, StepLogger
 
@@ -71,10 +72,15 @@ def train(manifest: RunManifest, root: Path) -> dict[str, Any]:
     out_dir = root / manifest.output.output_dir
     is_main = jax.process_index() == 0
 
+    t_tokenize = time.perf_counter()
     records = tqdm(
-        read_export(_split_path(manifest, root, "train")), desc="tokenize", unit="rec", disable=None
+        read_export(_split_path(manifest, root, "train")),
+        desc="tokenize",
+        unit="rec",
+        disable=None,
     )
     split = encode_records(records, tokenizer, t.max_seq_length)
+    tokenize_seconds = time.perf_counter() - t_tokenize
     if not split.examples:
         raise DataError(f"no training example fits train.max_seq_length={t.max_seq_length}")
     if split.dropped or split.truncated:
@@ -120,6 +126,7 @@ def train(manifest: RunManifest, root: Path) -> dict[str, Any]:
 
         multihost_utils.sync_global_devices("tunixrt checkpoints checked")
 
+    t_build = time.perf_counter()
     model = build_model(manifest.model, tokenizer, mesh, seed=manifest.seed, root=root)
     if t.lora.enabled:
         model = apply_lora(model, t.lora, mesh, seed=manifest.seed)
@@ -135,10 +142,10 @@ def train(manifest: RunManifest, root: Path) -> dict[str, Any]:
         data_sharding_axis=("fsdp",),
         pbar_description="train",
         metrics_logging_options=peft_trainer.MetricsLoggerOptions(
-            log_dir=str(out_dir / LIVE), backend_kwargs={"custom_backend": [lambda: scalars]}
+            log_dir=str(out_dir / LIVE),
+            backend_kwargs={"custom_backend": [lambda: scalars]},
         ),
     )
-    schedule = make_schedule(t, total_steps)
     with runtime.use_mesh(mesh):
         trainer = HistoryTrainer(
             model,
@@ -147,7 +154,10 @@ def train(manifest: RunManifest, root: Path) -> dict[str, Any]:
             save_every=t.checkpoint_every_steps,
             fingerprint=fingerprint,
         )
-    trainer.with_gen_model_input_fn(make_model_input_fn(tokenizer.bos_id(), tokenizer.pad_id()))
+    trainer.with_gen_model_input_fn(
+        make_model_input_fn(tokenizer.bos_id(), tokenizer.pad_id(), packed=t.packing)
+    )
+    build_seconds = time.perf_counter() - t_build
     start_step = trainer.train_steps
     if start_step:
         _log(f"resuming from checkpoint step {start_step} of {total_steps} in {ckpt_dir}")
@@ -156,7 +166,11 @@ def train(manifest: RunManifest, root: Path) -> dict[str, Any]:
         tokens = loss_tokens = slots = 0
         for m in range((step - 1) * accum, step * accum):
             a, b = stream.counts(m)
-            tokens, loss_tokens, slots = tokens + a, loss_tokens + b, slots + stream.slots(m)
+            tokens, loss_tokens, slots = (
+                tokens + a,
+                loss_tokens + b,
+                slots + stream.slots(m),
+            )
         return tokens, loss_tokens, slots
 
     live = LiveSeries(out_dir / LIVE) if is_main else None
@@ -175,10 +189,11 @@ def train(manifest: RunManifest, root: Path) -> dict[str, Any]:
     logger = StepLogger(
         trainer_prefix=config.metrics_prefix,
         scalars=scalars,
-        learning_rate=lambda s: float(schedule(s)),
+        learning_rate=ScheduleValues(make_schedule(t, total_steps), total_steps),
         step_counts=step_counts,
         sink=live.log_step if live else lambda r, rate: None,
         eval_sink=live.log_eval if live else lambda r: None,
+        flush=live.flush if live else lambda: None,
         total_steps=total_steps,
         report_every=max(1, total_steps // 10),
     )
@@ -188,9 +203,12 @@ def train(manifest: RunManifest, root: Path) -> dict[str, Any]:
     if start_step >= total_steps:
         _log(f"checkpoint step {start_step} is the last step: nothing left to train")
     t_train = time.perf_counter()
+    batches = Prefetcher(
+        stream.iter_from(start_step * accum), mesh, skip=start_step * accum, depth=2
+    )
     with runtime.use_mesh(mesh):
         # also when nothing is left: Tunix then only runs the evaluation it owes the last step
-        trainer.train(stream, eval_stream)
+        trainer.train(batches, eval_stream)
     t_end = time.perf_counter()
     train_seconds = t_end - t_train
     if live is not None:
@@ -225,9 +243,13 @@ def train(manifest: RunManifest, root: Path) -> dict[str, Any]:
     )
     run_tokens = sum(r["tokens"] for r in history[start_step:])
     steady = history[start_step + 1 :]
-    steady_seconds = t_end - logger.first_step_done_at if logger.first_step_done_at else 0.0
+    first, last = logger.first_step_done_at, logger.last_step_done_at
+    steady_seconds = last - first if first and last else 0.0
     perf = {
         "setup_seconds": setup_seconds,
+        "tokenize_seconds": tokenize_seconds,
+        "build_seconds": build_seconds,
+        "first_step_seconds": first - t_train if first else 0.0,
         "train_seconds": train_seconds,
         "steps_run": total_steps - start_step,
         "resumed_from_step": start_step,

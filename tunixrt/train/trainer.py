@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import jax
 import numpy as np
 from tunix.sft import hooks, peft_trainer
 from tunix.sft import utils as sft_utils
@@ -40,6 +41,8 @@ class HistoryTrainer(peft_trainer.PeftTrainer):
         self._save_every = save_every
         self._fingerprint = fingerprint
         self._flushed_at = -1
+        self._metadata_step = -1
+        self._saved_metadata: dict[str, Any] = {}
         super().__init__(model, optimizer, training_config)
         restored = self._restored_custom_metadata or {}
         self.history = list(restored.get("history", []))[: self.train_steps]
@@ -49,6 +52,8 @@ class HistoryTrainer(peft_trainer.PeftTrainer):
         ]
 
     def _metadata(self) -> dict[str, Any]:
+        if isinstance(self.training_hooks, StepLogger):
+            self.training_hooks.drain(self)
         return {
             "fingerprint": self._fingerprint,
             "history": list(self.history),
@@ -64,11 +69,14 @@ class HistoryTrainer(peft_trainer.PeftTrainer):
 
     def custom_checkpoint_metadata(self) -> dict[str, Any]:
         n = self.train_steps
-        # Tunix asks on every step; a save follows at interval steps and at the very first
-        # step of a fresh run (orbax's InitialSavePolicy).
+        # Tunix asks twice a step (for the save, and before the next step); a save follows at
+        # interval steps and at the very first step of a fresh run (orbax's InitialSavePolicy).
+        # The metadata is built once, on the save step.
         if n > 0 and (n % self._save_every == 0 or n == 1):
-            self._flush()
-            return self._metadata()
+            if self._metadata_step != n:
+                self._flush()
+                self._metadata_step, self._saved_metadata = n, self._metadata()
+            return self._saved_metadata
         return {}
 
     def close(self) -> None:
@@ -89,13 +97,14 @@ class HistoryTrainer(peft_trainer.PeftTrainer):
 
 class LatestScalars:
     """A Tunix metrics backend (`MetricsLoggerOptions.backend_kwargs["custom_backend"]`) that
-    keeps the last value of every scalar Tunix logs, e.g. `/train/grad_norm`, `/eval/loss`."""
+    keeps the last value of every scalar Tunix logs, e.g. `/train/grad_norm`, `/eval/loss`, as
+    given (a device value is read when the step's record is built, not here)."""
 
     def __init__(self) -> None:
-        self.values: dict[str, float] = {}
+        self.values: dict[str, Any] = {}
 
     def log_scalar(self, event: str, value: Any, **kwargs: Any) -> None:
-        self.values[event] = float(np.asarray(value))
+        self.values[event] = value
 
     def close(self) -> None:
         pass
@@ -103,20 +112,29 @@ class LatestScalars:
 
 @dataclass
 class StepLogger(hooks.TrainingHooks):
-    """Turns Tunix's per-step callbacks into history records and hands them to `sink`."""
+    """Turns Tunix's per-step callbacks into history records and hands them to `sink`.
+
+    A step's callback only notes its loss and grad norm (as the device values Tunix passes) and
+    the time; records are built, and DVCLive and the console written, every `report_every`
+    steps, before a checkpoint's metadata, before an evaluation and at the end (`drain`). So the
+    host does no per-step work that waits on the device or on files beyond what Tunix does.
+    """
 
     trainer_prefix: str
     scalars: LatestScalars
-    learning_rate: Callable[[int], float]
+    learning_rate: Callable[[int], float]  # optimizer update k (from 0) -> its rate
     step_counts: Callable[[int], tuple[int, int, int]]  # step -> (tokens, loss tokens, slots)
     sink: Callable[[StepRecord, float], None]  # a step's record and its tokens/s
     eval_sink: Callable[[StepRecord], None]
+    flush: Callable[[], None]  # after a batch of records has gone to `sink`
     total_steps: int
     report_every: int
     window: int = 10  # tokens/s is measured over this many steps
     _times: list[tuple[float, int]] = field(default_factory=list)
+    _pending: list[tuple[int, Any, Any, float]] = field(default_factory=list)
     started_at: float = field(default=0.0)
     first_step_done_at: float | None = field(default=None)
+    last_step_done_at: float | None = field(default=None)
     steps_run: int = field(default=0)
 
     def on_train_start(self, train_ctx: Any) -> None:
@@ -124,46 +142,59 @@ class StepLogger(hooks.TrainingHooks):
         self._times = [(self.started_at, 0)]
 
     def on_train_end(self, train_ctx: Any) -> None:
-        pass
+        self.drain(train_ctx)
+        self.last_step_done_at = time.perf_counter()
 
     def on_train_step_start(self, train_ctx: Any) -> None:
         pass
 
-    def on_train_step_end(self, train_ctx: Any, train_step: int, train_loss: float) -> None:
+    def on_train_step_end(self, train_ctx: Any, train_step: int, train_loss: Any) -> None:
         now = time.perf_counter()
         if self.first_step_done_at is None:
             self.first_step_done_at = now
         self.steps_run += 1
         grad_norm = self.scalars.values.get(f"{self.trainer_prefix}/train/grad_norm", np.nan)
-        tokens, loss_tokens, slots = self.step_counts(train_step)
+        tokens = self.step_counts(train_step)[0]
         self._times.append((now, tokens))
         del self._times[: -self.window - 1]
         seconds = now - self._times[0][0]
-        window_tokens = sum(n for _, n in self._times[1:])
-        record = {
-            "step": int(train_step),
-            "loss": float(np.asarray(train_loss)),
-            "learning_rate": float(self.learning_rate(train_step - 1)),
-            "grad_norm": float(np.asarray(grad_norm)),
-            "tokens": tokens,
-            "loss_tokens": loss_tokens,
-            "slots": slots,
-            "padding_fraction": 1.0 - tokens / slots,
-        }
-        rate = window_tokens / seconds if seconds > 0 else 0.0
-        train_ctx.history.append(record)
-        train_ctx.tokens_per_s.append(rate)
-        self.sink(record, rate)
+        rate = sum(n for _, n in self._times[1:]) / seconds if seconds > 0 else 0.0
+        self._pending.append((int(train_step), train_loss, grad_norm, rate))
         if train_step % self.report_every == 0 or train_step == self.total_steps:
-            print(
-                f"train: step {train_step}/{self.total_steps} loss {record['loss']:.4f} "
-                f"lr {record['learning_rate']:.2e} {rate:.0f} tokens/s",
-                file=sys.stderr,
-                flush=True,
-            )
+            self.drain(train_ctx)
+
+    def drain(self, train_ctx: Any) -> None:
+        """Build the noted steps' records (one device read for all of them) and write them."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        values = jax.device_get([(loss, norm) for _, loss, norm, _ in pending])
+        for (step, _, _, rate), (loss, norm) in zip(pending, values, strict=True):
+            tokens, loss_tokens, slots = self.step_counts(step)
+            record = {
+                "step": step,
+                "loss": float(np.asarray(loss)),
+                "learning_rate": float(self.learning_rate(step - 1)),
+                "grad_norm": float(np.asarray(norm)),
+                "tokens": tokens,
+                "loss_tokens": loss_tokens,
+                "slots": slots,
+                "padding_fraction": 1.0 - tokens / slots,
+            }
+            train_ctx.history.append(record)
+            train_ctx.tokens_per_s.append(rate)
+            self.sink(record, rate)
+        self.flush()
+        record, rate = train_ctx.history[-1], train_ctx.tokens_per_s[-1]
+        print(
+            f"train: step {record['step']}/{self.total_steps} loss {record['loss']:.4f} "
+            f"lr {record['learning_rate']:.2e} {rate:.0f} tokens/s",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def on_eval_step_start(self, train_ctx: Any) -> None:
-        pass
+        self.drain(train_ctx)
 
     def on_eval_step_end(self, train_ctx: Any, eval_loss: float) -> None:
         loss = self.scalars.values.get(f"{self.trainer_prefix}/eval/loss", np.nan)
