@@ -152,3 +152,27 @@ def test_bad_split_names_the_key() -> None:
         cfg(split={"val": 0.5, "test": 0.5})
     with pytest.raises(ConfigError, match=r"dataset\.colour: unknown key"):
         cfg(colour="red")
+
+
+def test_worker_processes_write_the_same_bytes(tmp_path: Path, monkeypatch) -> None:
+    """Trace lines read in worker processes select and split exactly as a serial read does,
+    with test sources, near-duplicates, filters and a limit in play."""
+    import tunixrt.dataset.stage as stage
+
+    traces = [
+        trace(i, f"Question {i % 900}?", source="eval.jsonl" if i % 17 == 0 else "s.jsonl",
+              steps=[{"i": 0, "type": "t", "content": "x" * (i % 5)}], meta={"category": i % 3})
+        for i in range(4000)
+    ]  # fmt: skip
+    conf = cfg(test_sources=["eval*"], limit=600, filters={"min_chars": 3})
+    for name in ("a", "b"):
+        write_traces(tmp_path / name, traces)
+    monkeypatch.setattr(stage, "PARALLEL_MIN_BYTES", 1 << 40)
+    serial = build_dataset(conf, tmp_path / "a")
+    monkeypatch.setattr(stage, "PARALLEL_MIN_BYTES", 0)
+    monkeypatch.setattr(stage, "workers_available", lambda: 2)
+    parallel = build_dataset(conf, tmp_path / "b")
+    assert parallel == serial and serial["selection"]["near_duplicates"] > 0
+    assert serial["selection"]["in_test_by_source"] > 0 and serial["selection"]["limited"] > 0
+    for out in (MANIFEST, *(split_path(s) for s in SPLITS)):
+        assert (tmp_path / "b" / out).read_bytes() == (tmp_path / "a" / out).read_bytes()

@@ -14,15 +14,17 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack
 from fnmatch import fnmatchcase
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
-from tunixrt.dataset.config import DatasetConfig, Filters
+from tunixrt.dataset.config import DatasetConfig, Filters, SplitFractions
 from tunixrt.dataset.keys import prompt_key, unit_hash
 from tunixrt.errors import DataError
-from tunixrt.jsonio import HashingWriter, atomic_writer, iter_lines, write_json
+from tunixrt.jsonio import HashingWriter, atomic_writer, write_json
+from tunixrt.parallel import ordered_map_pairs, workers_available
 from tunixrt.paths import DATASET_MANIFEST as MANIFEST
 from tunixrt.paths import SPLITS, TRACES
 from tunixrt.paths import dataset_path as split_path
@@ -52,13 +54,58 @@ def filter_reason(t: dict[str, Any], f: Filters) -> str | None:
     return None
 
 
-def _read(root: Path) -> Iterator[tuple[bytes, dict[str, Any]]]:
-    path = root / TRACES
-    if not path.is_file():
-        raise DataError(f"{TRACES}: not found; run the ingest stage first")
-    for _, line in iter_lines(path):
-        if line:
-            yield line, orjson.loads(line)
+class Facts(NamedTuple):
+    """What selection and splitting need of one trace line, read once (in a worker process)."""
+
+    id: str
+    filtered: str | None  # filter_reason
+    test_source: bool
+    key: bytes  # prompt_key
+    steps: int
+    chars: int
+    category: str
+    split: str  # by the key's hash (a test source's prompt goes to test whatever this says)
+
+
+def trace_facts(
+    line: bytes,
+    *,
+    filters: Filters,
+    test_sources: tuple[str, ...],
+    seed: int,
+    split: SplitFractions,
+) -> Facts:
+    t = orjson.loads(line)
+    source = t.get("source") or ""
+    key = prompt_key(t["prompt"], t.get("system"))
+    return Facts(
+        t["id"],
+        filter_reason(t, filters),
+        any(fnmatchcase(source, g) for g in test_sources),
+        key,
+        len(t["steps"]),
+        _chars(t),
+        str((t.get("meta") or {}).get("category", "(none)")),
+        hashed_split(key, seed, split),
+    )
+
+
+def hashed_split(key: bytes, seed: int, split: SplitFractions) -> str:
+    u = unit_hash(seed, "split", key)
+    if u < split.test:
+        return "test"
+    return "val" if u < split.test + split.val else "train"
+
+
+def _lines(path: Path) -> Iterator[bytes]:
+    with open(path, "rb") as fh:
+        for line in fh:
+            line = line.rstrip(b"\r\n")
+            if line:
+                yield line
+
+
+PARALLEL_MIN_BYTES = 8 << 20  # smaller files are read in this process: no pool to start
 
 
 class _Selection:
@@ -66,59 +113,64 @@ class _Selection:
 
     def __init__(self, cfg: DatasetConfig, root: Path):
         self.cfg, self.root = cfg, root
+        path = root / TRACES
+        if not path.is_file():
+            raise DataError(f"{TRACES}: not found; run the ingest stage first")
+        big = path.stat().st_size >= PARALLEL_MIN_BYTES
+        self._workers = workers_available() if big else 1
         self.test_keys: set[bytes] = set()
         self.counts: Counter[str] = Counter()
         if cfg.test_sources:  # a pass to find them only when some source is sent to test
-            for _, t in _read(root):
-                if filter_reason(t, cfg.filters) is None and self.is_test_source(t):
-                    self.test_keys.add(prompt_key(t["prompt"], t.get("system")))
+            for _, f in self._read():
+                if f.filtered is None and f.test_source:
+                    self.test_keys.add(f.key)
         self.keep_ids: set[str] | None = None
         if cfg.limit is not None:
             heap: list[tuple[float, str]] = []  # the `limit` smallest hashes, as a max-heap
-            for _, t, _ in self._candidates(count=False):
-                item = (-unit_hash(cfg.seed, "limit", t["id"]), t["id"])
+            for _, f in self._candidates(count=False):
+                item = (-unit_hash(cfg.seed, "limit", f.id), f.id)
                 if len(heap) < cfg.limit:
                     heapq.heappush(heap, item)
                 elif item > heap[0]:
                     heapq.heapreplace(heap, item)
             self.keep_ids = {i for _, i in heap}
 
-    def is_test_source(self, t: dict[str, Any]) -> bool:
-        return any(fnmatchcase(t.get("source") or "", g) for g in self.cfg.test_sources)
+    def _read(self) -> Iterator[tuple[bytes, Facts]]:
+        facts = partial(
+            trace_facts,
+            filters=self.cfg.filters,
+            test_sources=tuple(self.cfg.test_sources),
+            seed=self.cfg.seed,
+            split=self.cfg.split,
+        )
+        return ordered_map_pairs(facts, _lines(self.root / TRACES), workers=self._workers)
 
-    def _candidates(self, count: bool) -> Iterator[tuple[bytes, dict[str, Any], bytes]]:
+    def _candidates(self, count: bool) -> Iterator[tuple[bytes, Facts]]:
         seen: set[bytes] = set()
-        for line, t in _read(self.root):
+        for line, f in self._read():
             if count:
                 self.counts["read"] += 1
-            reason = filter_reason(t, self.cfg.filters)
-            if reason is not None:
+            if f.filtered is not None:
                 if count:
-                    self.counts[f"filtered.{reason}"] += 1
+                    self.counts[f"filtered.{f.filtered}"] += 1
                 continue
-            key = prompt_key(t["prompt"], t.get("system"))
             if self.cfg.dedup_prompts:
-                if key in seen or (key in self.test_keys and not self.is_test_source(t)):
+                if f.key in seen or (f.key in self.test_keys and not f.test_source):
                     if count:
                         self.counts["near_duplicates"] += 1
                     continue
-                seen.add(key)
-            yield line, t, key
+                seen.add(f.key)
+            yield line, f
 
-    def selected(self) -> Iterator[tuple[bytes, dict[str, Any], bytes]]:
-        for line, t, key in self._candidates(count=True):
-            if self.keep_ids is not None and t["id"] not in self.keep_ids:
+    def selected(self) -> Iterator[tuple[bytes, Facts]]:
+        for line, f in self._candidates(count=True):
+            if self.keep_ids is not None and f.id not in self.keep_ids:
                 self.counts["limited"] += 1
                 continue
-            yield line, t, key
+            yield line, f
 
-    def split_of(self, key: bytes) -> str:
-        if key in self.test_keys:
-            return "test"
-        u = unit_hash(self.cfg.seed, "split", key)
-        if u < self.cfg.split.test:
-            return "test"
-        return "val" if u < self.cfg.split.test + self.cfg.split.val else "train"
+    def split_of(self, f: Facts) -> str:
+        return "test" if f.key in self.test_keys else f.split
 
 
 class _Stats:
@@ -128,11 +180,15 @@ class _Stats:
         self.chars: list[int] = [sys.maxsize, 0, 0]
         self.by_category: Counter[str] = Counter()
 
-    def add(self, t: dict[str, Any]) -> None:
+    def add(self, f: Facts) -> None:
         self.n += 1
-        for acc, v in ((self.steps, len(t["steps"])), (self.chars, _chars(t))):
-            acc[0], acc[1], acc[2] = min(acc[0], v), acc[1] + v, max(acc[2], v)
-        self.by_category[str((t.get("meta") or {}).get("category", "(none)"))] += 1
+        for acc, v in ((self.steps, f.steps), (self.chars, f.chars)):
+            if v < acc[0]:
+                acc[0] = v
+            if v > acc[2]:
+                acc[2] = v
+            acc[1] += v
+        self.by_category[f.category] += 1
 
     def as_dict(self) -> dict[str, Any]:
         def mma(acc: list[int]) -> dict[str, Any]:
@@ -165,13 +221,13 @@ def build_dataset(cfg: DatasetConfig, root: Path) -> dict[str, Any]:
             s: HashingWriter(stack.enter_context(atomic_writer(root / split_path(s))))
             for s in SPLITS
         }
-        for line, t, key in sel.selected():
+        for line, f in sel.selected():
             # a prompt's split is a function of its key, so no prompt is in two splits
-            split = sel.split_of(key)
-            forced += key in sel.test_keys
+            split = sel.split_of(f)
+            forced += f.key in sel.test_keys
             files[split].write(line + b"\n")
-            stats[split].add(t)
-            ids[split].append(t["id"])
+            stats[split].add(f)
+            ids[split].append(f.id)
     hashes = {s: files[s].hexdigest() for s in SPLITS}
     counts = {s: stats[s].n for s in SPLITS}
     if sum(counts.values()) == 0:

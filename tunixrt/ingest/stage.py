@@ -17,14 +17,14 @@ from tqdm import tqdm
 from tunixrt.errors import ConfigError, DataError
 from tunixrt.ingest.adapters import adapt
 from tunixrt.ingest.config import FilesSource, SourceConfig, SyntheticSource, parse_source
-from tunixrt.ingest.parallel import ordered_map, workers_available
 from tunixrt.ingest.sorting import SortedSpool
 from tunixrt.ingest.synthetic import generate
 from tunixrt.jsonio import atomic_writer, dumps_line, iter_lines, write_json
+from tunixrt.parallel import ordered_map, workers_available
 from tunixrt.paths import INGEST_REPORT as REPORT
 from tunixrt.paths import REJECTS, TRACES
 from tunixrt.paths import TRACES_DIR as OUT_DIR
-from tunixrt.traces import RecordError, TraceLimits, build_trace
+from tunixrt.traces import RecordError, TraceLimits, canonical_trace
 from tunixrt.validation import config_where
 
 RAW_CHARS = 512
@@ -116,10 +116,10 @@ def check_record(record: RawRecord, *, adapter: str, limits: TraceLimits) -> Che
     src, line, raw = record
     try:
         rec = adapt(_parse(raw, limits.record_max_bytes), adapter)
-        trace, digest = build_trace(rec, limits, source=src)
+        trace, digest = canonical_trace(rec, limits, source=src)
     except RecordError as err:
         return src, line, None, None, err, _raw_text(raw)
-    return src, line, trace.id, digest, dumps_line(trace.model_dump()), _raw_text(raw)
+    return src, line, trace["id"], digest, dumps_line(trace), _raw_text(raw)
 
 
 def _workers(cfg: SourceConfig, root: Path) -> int:
@@ -150,7 +150,7 @@ class _Tally:
         }
 
 
-def ingest(cfg: SourceConfig, root: Path, *, sort_run_size: int = 100_000) -> dict[str, Any]:
+def ingest(cfg: SourceConfig, root: Path, *, sort_run_size: int = 40_000) -> dict[str, Any]:
     """Run ingest for a validated config; returns the report (also written to REPORT)."""
     for out in (TRACES, REJECTS, REPORT):
         (root / out).unlink(missing_ok=True)

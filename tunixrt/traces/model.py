@@ -70,9 +70,13 @@ class RecordError(Exception):
         return RecordError, (self.reason, self.field, self.code)  # crosses worker processes
 
 
-def content_digest(t: Trace) -> bytes:
-    payload = [t.system, t.prompt, [s.content for s in t.steps], t.final_answer]
+def _digest(system: str | None, prompt: str, steps: list[str], final_answer: str) -> bytes:
+    payload = [system, prompt, steps, final_answer]
     return hashlib.blake2b(orjson.dumps(payload), digest_size=16).digest()
+
+
+def content_digest(t: Trace) -> bytes:
+    return _digest(t.system, t.prompt, [s.content for s in t.steps], t.final_answer)
 
 
 def _error_code(err_type: str) -> str:
@@ -100,44 +104,113 @@ def _check_len(value: str, field: str, max_chars: int, min_chars: int = 1) -> No
         raise RecordError(f"{len(value)} characters, limit is {max_chars}", field, "too_long")
 
 
-def build_trace(
+# id, trace_version, prompt, system, steps as (i, type, content), final_answer, meta, source
+_Fields = tuple[
+    str | None, str, str, str | None, list[tuple[int, str, str]], str, dict | None, str | None
+]
+_TRACE_KEYS = frozenset(Trace.model_fields)
+_STEP_KEYS = frozenset(Step.model_fields)
+
+
+def _sized(v: Any, lo: int, hi: int) -> bool:
+    return type(v) is str and lo <= len(v) <= hi
+
+
+def _plain_fields(data: dict[str, Any]) -> _Fields | None:
+    """The fields of a record that plainly satisfies the `Trace` schema (JSON's own types, no
+    extra keys, lengths in range), read without pydantic; None sends it to pydantic, which
+    accepts or refuses it with its own message. A fast path: it accepts nothing pydantic
+    would refuse (tests/test_trace_model.py checks both on the same records)."""
+    if not _TRACE_KEYS.issuperset(data):
+        return None
+    prompt, final = data.get("prompt"), data.get("final_answer")
+    tid, version = data.get("id"), data.get("trace_version", TRACE_VERSION)
+    system, meta, source = data.get("system"), data.get("meta"), data.get("source")
+    steps = data.get("steps", [])
+    if not (
+        type(prompt) is str
+        and type(final) is str
+        and (tid is None or _sized(tid, 1, 256))
+        and _sized(version, 1, 64)
+        and (system is None or type(system) is str)
+        and (source is None or type(source) is str)
+        and (meta is None or (type(meta) is dict and all(type(k) is str for k in meta)))
+        and type(steps) is list
+    ):
+        return None
+    out: list[tuple[int, str, str]] = []
+    for step in steps:
+        if type(step) is not dict or not _STEP_KEYS.issuperset(step):
+            return None
+        i, kind, content = step.get("i"), step.get("type", "process"), step.get("content")
+        if not (type(i) is int and i >= 0 and _sized(kind, 1, 64) and type(content) is str):
+            return None
+        out.append((i, kind, content))
+    return tid, version, prompt, system, out, final, meta, source
+
+
+def _fields(data: dict[str, Any]) -> _Fields:
+    plain = _plain_fields(data)
+    if plain is not None:
+        return plain
+    t = _validate(data)
+    steps = [(s.i, s.type, s.content) for s in t.steps]
+    return t.id, t.trace_version, t.prompt, t.system, steps, t.final_answer, t.meta, t.source
+
+
+def canonical_trace(
     data: dict[str, Any], limits: TraceLimits, *, source: str | None = None
-) -> tuple[Trace, bytes]:
+) -> tuple[dict[str, Any], bytes]:
     """Validate, normalize and identify one record already mapped to the canonical shape.
 
-    Returns the trace and its content digest; raises RecordError naming the offending field.
+    Returns the trace as a plain dict (what `Trace.model_dump()` gives) and its content
+    digest; raises RecordError naming the offending field.
     """
     if isinstance(data.get("id"), int) and not isinstance(data.get("id"), bool):
         data = {**data, "id": str(data["id"])}
-    t = _validate(data)
+    tid, version, prompt, system, raw_steps, final_answer, meta, own_source = _fields(data)
 
-    t.prompt = normalize_text(t.prompt)
-    _check_len(t.prompt, "prompt", limits.prompt_max_chars)
-    t.final_answer = normalize_text(t.final_answer)
-    _check_len(t.final_answer, "final_answer", limits.final_answer_max_chars)
-    if t.system is not None:
-        t.system = normalize_text(t.system) or None
-    if len(t.steps) > limits.max_steps:
-        raise RecordError(f"{len(t.steps)} steps, limit is {limits.max_steps}", "steps", "too_long")
+    prompt = normalize_text(prompt)
+    _check_len(prompt, "prompt", limits.prompt_max_chars)
+    final_answer = normalize_text(final_answer)
+    _check_len(final_answer, "final_answer", limits.final_answer_max_chars)
+    system = (normalize_text(system) or None) if system is not None else None
+    if len(raw_steps) > limits.max_steps:
+        raise RecordError(
+            f"{len(raw_steps)} steps, limit is {limits.max_steps}", "steps", "too_long"
+        )
     seen: set[int] = set()
-    for k, step in enumerate(t.steps):
-        if step.i in seen:
-            raise RecordError(
-                f"step index {step.i} is not unique", f"steps.{k}.i", "duplicate_step"
-            )
-        seen.add(step.i)
-        step.content = normalize_text(step.content)
-        _check_len(step.content, f"steps.{k}.content", limits.step_max_chars)
-    t.steps.sort(key=lambda s: s.i)
-    if t.meta is None:
-        t.meta = {}
-    if t.id is not None:
-        t.id = t.id.strip()
-        if not t.id or any(c in t.id for c in "\n\r\t"):
+    steps: list[dict[str, Any]] = []
+    for k, (i, kind, content) in enumerate(raw_steps):
+        if i in seen:
+            raise RecordError(f"step index {i} is not unique", f"steps.{k}.i", "duplicate_step")
+        seen.add(i)
+        content = normalize_text(content)
+        _check_len(content, f"steps.{k}.content", limits.step_max_chars)
+        steps.append({"i": i, "type": kind, "content": content})
+    steps.sort(key=lambda s: s["i"])
+    if tid is not None:
+        tid = tid.strip()
+        if not tid or any(c in tid for c in "\n\r\t"):
             raise RecordError("id must be non-empty and on one line", "id", "bad_id")
-    digest = content_digest(t)
-    if t.id is None:
-        t.id = digest.hex()[:24]
-    if t.source is None:
-        t.source = source
-    return t, digest
+    digest = _digest(system, prompt, [s["content"] for s in steps], final_answer)
+    out = {
+        "id": tid if tid is not None else digest.hex()[:24],
+        "trace_version": version,
+        "prompt": prompt,
+        "system": system,
+        "steps": steps,
+        "final_answer": final_answer,
+        "meta": dict(meta) if meta is not None else {},
+        "source": own_source if own_source is not None else source,
+    }
+    return out, digest
+
+
+def build_trace(
+    data: dict[str, Any], limits: TraceLimits, *, source: str | None = None
+) -> tuple[Trace, bytes]:
+    """`canonical_trace` as a `Trace` model."""
+    out, digest = canonical_trace(data, limits, source=source)
+    steps = [Step.model_construct(**s) for s in out["steps"]]
+    return Trace.model_construct(**{**out, "steps": steps}), digest

@@ -36,8 +36,25 @@ def ordered_map(
 ) -> Iterator[R]:
     """`map(fn, items)` computed by `workers` processes (`fn` must pickle: a module-level
     function, or a `functools.partial` of one); with `workers` <= 1, plain `map`."""
+    for _, result in ordered_map_pairs(
+        fn, items, workers=workers, chunk_size=chunk_size, window=window
+    ):
+        yield result
+
+
+def ordered_map_pairs(
+    fn: Callable[[T], R],
+    items: Iterable[T],
+    *,
+    workers: int,
+    chunk_size: int = 2000,
+    window: int = 4,
+) -> Iterator[tuple[T, R]]:
+    """`(item, fn(item))` in order, as `ordered_map` computes them; the items stay here, only
+    the results come back from the workers."""
     if workers <= 1:
-        yield from map(fn, items)
+        for item in items:
+            yield item, fn(item)
         return
     method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
     it = iter(items)
@@ -46,8 +63,9 @@ def ordered_map(
         while True:
             chunk = list(islice(it, chunk_size))
             if chunk:
-                pending.append(pool.apply_async(_apply, (fn, chunk)))
+                pending.append((chunk, pool.apply_async(_apply, (fn, chunk))))
             if pending and (len(pending) >= window * workers or not chunk):
-                yield from pending.popleft().get()
+                done, result = pending.popleft()
+                yield from zip(done, result.get(), strict=True)
             elif not chunk:
                 return
