@@ -99,7 +99,10 @@ def write_model_folder(case: Case, root: Path) -> tuple[TinyConfig, Path, Path]:
         specials = HF_SPECIALS[case.hf_tokenizer]
         tok_path = train_tokenizer_json(folder / "tokenizer.json", lines, specials, VOCAB)
         eot = specials.index(HF_END_OF_TURN[case.hf_tokenizer])
-    cfg = TinyConfig(case.kind, vocab=VOCAB, kv_heads=case.kv_heads)
+    # Gemma 1's preset vocabulary differs from its download's (256128 vs 256000 rows): the
+    # loader takes the file's, so this checkpoint has rows past the tokenizer's too
+    vocab = VOCAB + 8 if case.kind == "gemma" else VOCAB
+    cfg = TinyConfig(case.kind, vocab=vocab, kv_heads=case.kv_heads)
     if case.layout == "orbax":
         write_orbax(folder / "checkpoint", gemma3_kaggle_params(cfg, eot))
         return cfg, folder / "checkpoint", tok_path

@@ -22,8 +22,13 @@ def _apply(fn: Callable[[T], R], chunk: list[T]) -> list[R]:
     return [fn(x) for x in chunk]
 
 
+MAX_WORKERS = 8  # past this the main process, which keeps the order, is the bottleneck
+
+
 def workers_available() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    """The cores this process may use, at most MAX_WORKERS (read-ahead grows with workers)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return min(cores or 1, MAX_WORKERS)
 
 
 def ordered_map(

@@ -44,8 +44,8 @@ class TokenizerSection(_Strict):
     )
     chat_template: ChatTemplateName | None = Field(
         None,
-        description="huggingface only: the turn layout the model was tuned with (gemma, "
-        "chatml for Qwen2.5/Qwen3, llama3); null = the family's",
+        description="huggingface only: the chat template the model was tuned with (gemma, "
+        "qwen2.5, qwen3, llama3); null = the family's",
     )
 
     @model_validator(mode="after")

@@ -238,15 +238,33 @@ def _random_model(cls: Any, config: Any, seed: int, mesh: jax.sharding.Mesh) -> 
         return create()
 
 
+def _checkpoint_vocab(path: Path) -> int | None:
+    """Rows of `model.embed_tokens.weight` in a safetensors folder, read from the header."""
+    from safetensors import safe_open
+
+    for file in sorted(path.glob("*.safetensors")):
+        with safe_open(str(file), framework="numpy") as f:
+            names = f.keys()  # a safetensors handle has no `in`
+            if "model.embed_tokens.weight" in names:
+                return int(f.get_slice("model.embed_tokens.weight").get_shape()[0])
+    return None
+
+
 def _gemma1_from_safetensors(
     path: Path, config: Any, mesh: jax.sharding.Mesh, dtype: jnp.dtype
 ) -> nnx.Module:
     """Gemma 1 (google/gemma-2b-it, gemma-7b-it) from HF safetensors. Tunix 0.1.7's gemma loader
     maps the Gemma 2 names, where `post_attention_layernorm` follows attention; in Gemma 1 it is
-    the norm before the MLP (Tunix's `pre_ffw_norm`), and loading fails on the missing tensor."""
+    the norm before the MLP (Tunix's `pre_ffw_norm`), and loading fails on the missing tensor.
+    The vocabulary size comes from the checkpoint (gemma_2b_it says 256128, the download holds
+    256000 rows), as Tunix's own loader takes it."""
     from tunix.models import safetensors_loader
     from tunix.models.gemma import model as gemma_model
     from tunix.models.gemma import params_safetensors as gemma_st
+
+    rows = _checkpoint_vocab(path)
+    if rows is not None and rows != config.num_embed:  # as Tunix's gemma loader does
+        config = dataclasses.replace(config, num_embed=rows)
 
     def key_mapping(cfg: Any) -> dict[str, Any]:
         mapping = dict(gemma_st._get_key_and_transform_mapping(cfg))

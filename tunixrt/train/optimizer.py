@@ -47,6 +47,7 @@ class ScheduleValues:
 
     def __init__(self, schedule: optax.Schedule, total_steps: int) -> None:
         self._values: list[float] = []
+        self._done = False
         self._error: BaseException | None = None
         self._ready = threading.Condition()
         self._total = total_steps
@@ -56,21 +57,26 @@ class ScheduleValues:
         self._thread.start()
 
     def _fill(self, schedule: optax.Schedule) -> None:
+        import jax
+
         try:
-            for k in range(self._total):
-                value = float(schedule(k))
-                with self._ready:
-                    self._values.append(value)
-                    self._ready.notify_all()
+            # on the host: on an accelerator each value would queue behind the train steps
+            with jax.default_device(jax.local_devices(backend="cpu")[0]):
+                for k in range(self._total):
+                    value = float(schedule(k))
+                    with self._ready:
+                        self._values.append(value)
+                        self._ready.notify_all()
         except Exception as exc:  # handed to the reader
             self._error = exc
         finally:
             with self._ready:
+                self._done = True
                 self._ready.notify_all()
 
     def __call__(self, k: int) -> float:
         with self._ready:
-            self._ready.wait_for(lambda: len(self._values) > k or not self._thread.is_alive())
+            self._ready.wait_for(lambda: len(self._values) > k or self._done)
             if len(self._values) <= k:
                 raise RuntimeError(f"no learning rate for update {k}") from self._error
             return self._values[k]

@@ -58,21 +58,24 @@ class Prefetcher:
         q: queue.Queue[Any] = queue.Queue(maxsize=self.depth)
         stop = threading.Event()
 
+        def put(item: Any) -> bool:
+            """Hand `item` over unless the consumer has gone; False when it has."""
+            while not stop.is_set():
+                try:
+                    q.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
         def fill() -> None:
             try:
                 for batch in self.batches:
-                    item = self._place(batch)
-                    while not stop.is_set():
-                        try:
-                            q.put(item, timeout=0.1)
-                            break
-                        except queue.Full:
-                            continue
-                    if stop.is_set():
+                    if not put(self._place(batch)):
                         return
-                q.put(_DONE)
+                put(_DONE)
             except Exception as exc:  # re-raised in the consumer
-                q.put(exc)
+                put(exc)
 
         worker = threading.Thread(target=fill, name="tunixrt-prefetch", daemon=True)
         worker.start()

@@ -186,6 +186,8 @@ class StepLogger(hooks.TrainingHooks):
             self.sink(record, rate)
         self.flush()
         record, rate = train_ctx.history[-1], train_ctx.tokens_per_s[-1]
+        if record["step"] % self.report_every and record["step"] != self.total_steps:
+            return
         print(
             f"train: step {record['step']}/{self.total_steps} loss {record['loss']:.4f} "
             f"lr {record['learning_rate']:.2e} {rate:.0f} tokens/s",
@@ -201,3 +203,4 @@ class StepLogger(hooks.TrainingHooks):
         record = {"step": int(train_ctx.train_steps), "loss": float(np.asarray(loss))}
         train_ctx.eval_history.append(record)
         self.eval_sink(record)
+        self.flush()
