@@ -25,6 +25,7 @@ import json
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -149,10 +150,11 @@ def _ours(manifest, root: Path) -> dict[str, float]:
 def _bare(manifest, root: Path) -> float:
     """The same batches through a PeftTrainer with nothing of tunixrt around it."""
     import jax.numpy as jnp
-    from tunix.sft import peft_trainer, utils
+    from tunix.sft import peft_trainer
 
     from tunixrt.train.batches import BatchStream, plan_batches
     from tunixrt.train.examples import encode_records, read_export
+    from tunixrt.train.inputs import unpacked_model_inputs
     from tunixrt.train.model import build_model
     from tunixrt.train.optimizer import make_optimizer
     from tunixrt.train.runtime import configure_platform, make_mesh, use_mesh
@@ -177,16 +179,9 @@ def _bare(manifest, root: Path) -> float:
     tokens = [int((b.input_tokens != tok.pad_id()).sum()) for b in batches]
     mesh = make_mesh(manifest.runtime)
     model = build_model(manifest.model, tok, mesh, seed=manifest.seed, root=root)
-    pad = tok.pad_id()
 
-    def gen_model_input_fn(x: peft_trainer.TrainingInput) -> dict:
-        pad_mask = x.input_tokens != pad
-        return {
-            "input_tokens": x.input_tokens,
-            "input_mask": x.input_mask,
-            "positions": utils.build_positions_from_mask(pad_mask),
-            "attention_mask": utils.make_causal_attn_mask(pad_mask),
-        }
+    # Tunix's own positions and causal mask (what tunixrt also uses for unpacked rows)
+    gen_model_input_fn = partial(unpacked_model_inputs, pad_id=tok.pad_id())
 
     times: list[float] = []
 

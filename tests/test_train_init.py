@@ -12,7 +12,7 @@ from conftest import REPO
 from flax import nnx
 
 from tunixrt.compose import compose
-from tunixrt.manifest.schema import LoraSection, ModelSection, RuntimeSection
+from tunixrt.manifest.schema import LORA_MODULES, LoraSection, ModelSection, RuntimeSection
 from tunixrt.train import rng
 from tunixrt.train.model import apply_lora, build_model
 from tunixrt.train.runtime import make_mesh
@@ -47,7 +47,8 @@ def test_default_model_kernels_are_uncorrelated() -> None:
     assert len(ks) >= 10
     corr, pair = max_abs_corr(ks)
     assert corr < 0.2, f"{pair} correlate at {corr:.3f}"
-    lora = apply_lora(model, LoraSection(enabled=True, rank=4), mesh, seed=0)
+    modules = LORA_MODULES["gemma3"]
+    lora = apply_lora(model, LoraSection(enabled=True, rank=4, module_path=modules), mesh, seed=0)
     with_lora = kernels(lora)
     assert len(with_lora) > len(ks)
     corr, pair = max_abs_corr(with_lora)

@@ -41,3 +41,9 @@ def dataset_path(split: str) -> Path:
 
 def export_path(split: str) -> Path:
     return EXPORT_DIR / f"{split}.jsonl"
+
+
+def resolve(path: str | Path, root: Path | None) -> Path:
+    """A configured path (`~` expanded); a relative one is taken from the pipeline root."""
+    p = Path(path).expanduser()
+    return root / p if root is not None and not p.is_absolute() else p

@@ -23,7 +23,7 @@ import orjson
 from tunixrt.dataset.config import DatasetConfig, Filters, SplitFractions
 from tunixrt.dataset.keys import prompt_key, unit_hash
 from tunixrt.errors import DataError
-from tunixrt.jsonio import HashingWriter, atomic_writer, write_json
+from tunixrt.jsonio import HashingWriter, atomic_writer, iter_lines, write_json
 from tunixrt.parallel import ordered_map_pairs, workers_available
 from tunixrt.paths import DATASET_MANIFEST as MANIFEST
 from tunixrt.paths import SPLITS, TRACES
@@ -97,14 +97,6 @@ def hashed_split(key: bytes, seed: int, split: SplitFractions) -> str:
     return "val" if u < split.test + split.val else "train"
 
 
-def _lines(path: Path) -> Iterator[bytes]:
-    with open(path, "rb") as fh:
-        for line in fh:
-            line = line.rstrip(b"\r\n")
-            if line:
-                yield line
-
-
 PARALLEL_MIN_BYTES = 8 << 20  # smaller files are read in this process: no pool to start
 
 
@@ -143,7 +135,8 @@ class _Selection:
             seed=self.cfg.seed,
             split=self.cfg.split,
         )
-        return ordered_map_pairs(facts, _lines(self.root / TRACES), workers=self._workers)
+        lines = (line for _, line in iter_lines(self.root / TRACES) if line)
+        return ordered_map_pairs(facts, lines, workers=self._workers)
 
     def _candidates(self, count: bool) -> Iterator[tuple[bytes, Facts]]:
         seen: set[bytes] = set()

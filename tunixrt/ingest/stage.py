@@ -22,7 +22,7 @@ from tunixrt.ingest.synthetic import generate
 from tunixrt.jsonio import atomic_writer, dumps_line, iter_lines, write_json
 from tunixrt.parallel import ordered_map, workers_available
 from tunixrt.paths import INGEST_REPORT as REPORT
-from tunixrt.paths import REJECTS, TRACES
+from tunixrt.paths import REJECTS, TRACES, resolve
 from tunixrt.paths import TRACES_DIR as OUT_DIR
 from tunixrt.traces import RecordError, TraceLimits, canonical_trace
 from tunixrt.validation import config_where
@@ -60,20 +60,19 @@ def expand_paths(patterns: list[str], root: Path) -> list[str]:
     return sorted(found)
 
 
-def _raw_records(cfg: SourceConfig, root: Path) -> Iterator[RawRecord]:
+def _raw_records(cfg: SourceConfig, labels: list[str], root: Path) -> Iterator[RawRecord]:
     if isinstance(cfg, SyntheticSource):
         for k, rec in enumerate(generate(cfg), start=1):
             yield "synthetic", k, rec
         return
-    for label in expand_paths(cfg.paths, root):
+    for label in labels:
         if not any(label.startswith(d + "/") for d in TRACKED_INPUT_DIRS):
             print(
                 f"ingest: warning: {label} is outside {'/, '.join(TRACKED_INPUT_DIRS)}/, "
                 "so dvc.yaml does not track it and `dvc repro` will not notice it change",
                 file=sys.stderr,
             )
-        path = Path(label) if Path(label).is_absolute() else root / label
-        for lineno, line in iter_lines(path):
+        for lineno, line in iter_lines(resolve(label, root)):
             if line.strip():
                 yield label, lineno, line
 
@@ -122,12 +121,8 @@ def check_record(record: RawRecord, *, adapter: str, limits: TraceLimits) -> Che
     return src, line, trace["id"], digest, dumps_line(trace), _raw_text(raw)
 
 
-def _workers(cfg: SourceConfig, root: Path) -> int:
-    if isinstance(cfg, SyntheticSource):
-        return 1
-    size = 0
-    for label in expand_paths(cfg.paths, root):
-        size += (Path(label) if Path(label).is_absolute() else root / label).stat().st_size
+def _workers(labels: list[str], root: Path) -> int:
+    size = sum(resolve(label, root).stat().st_size for label in labels)
     return workers_available() if size >= PARALLEL_MIN_BYTES else 1
 
 
@@ -178,7 +173,9 @@ def ingest(cfg: SourceConfig, root: Path, *, sort_run_size: int = 40_000) -> dic
                 rejects.write(dumps_line(row))
 
             check = partial(check_record, adapter=adapter, limits=cfg.limits)
-            checked = ordered_map(check, _raw_records(cfg, root), workers=_workers(cfg, root))
+            labels = expand_paths(cfg.paths, root) if isinstance(cfg, FilesSource) else []
+            raw = _raw_records(cfg, labels, root)
+            checked = ordered_map(check, raw, workers=_workers(labels, root))
             records = tqdm(checked, desc="ingest", unit=" rec", disable=None)
             for seq, (src, line, tid, digest, body, raw_text) in enumerate(records):
                 tally.count(src, "read")

@@ -21,7 +21,8 @@ import numpy as np
 from flax import nnx
 
 from tunixrt.errors import ConfigError
-from tunixrt.manifest.schema import LORA_MODULES, LoraSection, ModelSection
+from tunixrt.manifest.schema import LoraSection, ModelSection
+from tunixrt.paths import resolve
 from tunixrt.train import rng
 from tunixrt.train.runtime import use_mesh
 from tunixrt.train.tokenizer import Tokenizer
@@ -195,9 +196,7 @@ def checkpoint_dir(section: ModelSection, root: Path) -> Path | None:
                 "model.checkpoint_path"
             )
         return None
-    path = Path(section.checkpoint_path).expanduser()
-    if not path.is_absolute():
-        path = root / path
+    path = resolve(section.checkpoint_path, root)
     if not path.is_dir():
         raise ConfigError(
             f"model.checkpoint_path: {section.checkpoint_path}: no such folder "
@@ -323,20 +322,17 @@ def build_model(
     )
 
 
-def family_of(model: nnx.Module) -> str:
-    module = type(model).__module__  # tunix.models.<family>.model
-    return next(name for name, fam in FAMILIES.items() if fam.module == module)
-
-
 def apply_lora(
     model: nnx.Module, lora: LoraSection, mesh: jax.sharding.Mesh, *, seed: int
 ) -> nnx.Module:
-    """qwix LoRA adapters on the modules matching `lora.module_path` (B starts at zero; null:
-    the family's projections, as the run manifest records them), drawn from the `lora` stream of
-    `seed`."""
+    """qwix LoRA adapters on the modules matching `lora.module_path` (B starts at zero), drawn
+    from the `lora` stream of `seed`. The run manifest fills a null `module_path` with the
+    family's projections (`schema.LORA_MODULES`)."""
     import qwix
 
-    module_path = lora.module_path or LORA_MODULES[family_of(model)]
+    module_path = lora.module_path
+    if module_path is None:
+        raise ConfigError("train.lora.module_path: unset; the run manifest sets the family's")
     provider = qwix.LoraProvider(module_path=module_path, rank=lora.rank, alpha=lora.alpha)
     with use_mesh(mesh):
         lora_model = qwix.apply_lora_to_model(

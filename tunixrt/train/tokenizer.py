@@ -14,6 +14,7 @@ from tunixrt.chat_templates import CHAT_TEMPLATES
 from tunixrt.errors import ConfigError
 from tunixrt.formats.gemma import END_OF_TURN, START_OF_TURN, TURN_MARKERS
 from tunixrt.manifest.schema import TokenizerSection
+from tunixrt.paths import resolve
 
 _MARKER_SPLIT = re.compile("(" + "|".join(map(re.escape, TURN_MARKERS)) + ")")
 
@@ -226,17 +227,12 @@ class HuggingFaceTokenizer:
         return sorted({self.eos_id(), self._ids[self.template.end_of_turn]})
 
 
-def _resolve(path: str, root: Path | None) -> Path:
-    p = Path(path).expanduser()
-    return root / p if not p.is_absolute() and root is not None else p
-
-
 def make_tokenizer(section: TokenizerSection, root: Path | None = None) -> Tokenizer:
     """The tokenizer a manifest names; a relative path is taken from `root`."""
     if section.kind == "byte":
         return ByteTokenizer()
     assert section.path is not None  # the section validates this
-    path = _resolve(section.path, root)
+    path = resolve(section.path, root)
     if section.kind == "huggingface":
         assert section.chat_template is not None  # the model section fills it from the family
         return HuggingFaceTokenizer(path, section.chat_template)
