@@ -57,6 +57,16 @@ def tunixrt(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedPr
     return sh(str(BIN / "tunixrt"), *args, cwd=cwd, check=check)
 
 
+def fixtures_in(root: Path, *names: str) -> list[str]:
+    """Copies of the shipped tunix-rt fixtures inside `root` (stages read only inside their
+    workspace), as the root-relative paths `source.paths` takes."""
+    dest = root / "fixtures" / "tunix-rt"
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        shutil.copyfile(FIXTURES / name, dest / name)
+    return [f"fixtures/tunix-rt/{name}" for name in names]
+
+
 def make_pipeline(dest: Path, *, git: bool = True, smoke: bool = True) -> Path:
     """A copy of this repository's pipeline, as a fresh git repo with one commit.
 
@@ -92,3 +102,33 @@ def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
     for _, line in iter_lines(path):
         if line:
             yield orjson.loads(line)
+
+
+# Runs a command and prints the peak RSS of it and its waited-for children. A child's own
+# ru_maxrss would count the RSS of the process it was forked from (Linux keeps the high-water
+# mark across exec), so the measuring parent must itself be small: this script, not pytest.
+_PEAK_RSS = """
+import resource, subprocess, sys
+proc = subprocess.run(sys.argv[1:], capture_output=True)
+sys.stdout.buffer.write(proc.stdout)
+sys.stderr.buffer.write(proc.stderr)
+kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+sys.stderr.write(f"\\nPEAK_RSS_KB {kb} RC {proc.returncode}\\n")
+"""
+
+
+def run_measured(
+    args: list[str], *, cwd: Path, extra_env: dict[str, str] | None = None, timeout: int = 600
+) -> tuple[int, str, str, float]:
+    """(exit code, stdout, stderr, peak RSS in MB) of `args`, its worker processes included."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _PEAK_RSS, *args],
+        cwd=cwd,
+        env={**env(), **(extra_env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    err, _, tail = proc.stderr.rpartition("\nPEAK_RSS_KB ")
+    kb, rc = tail.split()[0], tail.split()[2]
+    return int(rc), proc.stdout, err, int(kb) / 1024

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from conftest import FIXTURES, iter_jsonl
+from conftest import fixtures_in, iter_jsonl
 
 from tunixrt.dataset.config import DatasetConfig
 from tunixrt.dataset.stage import MANIFEST, SPLITS, TRACES, build_dataset, split_path
@@ -134,7 +134,7 @@ def test_limit_is_a_seeded_stable_sample(tmp_path: Path) -> None:
 
 
 def test_eval_sources_go_to_test_and_win_over_training_copies(tmp_path: Path) -> None:
-    paths = [str(FIXTURES / "dev-reasoning-v2.jsonl"), str(FIXTURES / "eval_v1.jsonl")]
+    paths = fixtures_in(tmp_path, "dev-reasoning-v2.jsonl", "eval_v1.jsonl")
     ingest(parse_source({"kind": "files", "paths": paths}), tmp_path)
     m = build_dataset(cfg(test_sources=["*eval_v1.jsonl"]), tmp_path)
     test = list(iter_jsonl(tmp_path / split_path("test")))

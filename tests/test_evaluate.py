@@ -84,7 +84,7 @@ def test_held_out_problem_seen_in_train_fails_the_stage(root: Path) -> None:
         collect_problems(leaky, EvalConfig(max_problems=3), root)
 
 
-def test_max_problems_does_not_count_as_seen_in_train(root: Path, tmp_path: Path) -> None:
+def test_max_problems_does_not_count_as_seen_in_train(root: Path) -> None:
     """`excluded_seen_in_train` counts eval items whose prompt is in train, whatever the cap."""
     import orjson
 
@@ -97,9 +97,10 @@ def test_max_problems_does_not_count_as_seen_in_train(root: Path, tmp_path: Path
     items += [
         {"prompt": f"What is {k} + 1000?", "expected_answer": str(k + 1000)} for k in range(4)
     ]
-    path = tmp_path / "eval_mixed.jsonl"
-    path.write_bytes(b"".join(orjson.dumps(i) + b"\n" for i in items))
+    path = "inputs/eval_mixed.jsonl"  # eval sets live inside the pipeline root
+    (root / path).parent.mkdir(exist_ok=True)
+    (root / path).write_bytes(b"".join(orjson.dumps(i) + b"\n" for i in items))
     manifest = load_run_manifest(root)
     for cap, n in ((None, 4), (2, 2)):
-        _, info = collect_problems(manifest, EvalConfig(sets=[str(path)], max_problems=cap), root)
-        assert info[str(path)] == {"n": n, "excluded_seen_in_train": 3}
+        _, info = collect_problems(manifest, EvalConfig(sets=[path], max_problems=cap), root)
+        assert info[path] == {"n": n, "excluded_seen_in_train": 3}

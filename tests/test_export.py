@@ -2,7 +2,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from conftest import FIXTURES, iter_jsonl
+from conftest import fixtures_in, iter_jsonl
 
 from tunixrt.dataset.config import DatasetConfig
 from tunixrt.dataset.stage import build_dataset
@@ -16,7 +16,7 @@ from tunixrt.ingest.stage import ingest
 @pytest.fixture(scope="module")
 def dataset_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("ds")
-    paths = [str(FIXTURES / "dev-reasoning-v2.jsonl"), str(FIXTURES / "eval_v1.jsonl")]
+    paths = fixtures_in(root, "dev-reasoning-v2.jsonl", "eval_v1.jsonl")
     ingest(parse_source({"kind": "files", "paths": paths}), root)
     build_dataset(DatasetConfig(name="fx", test_sources=["*eval_v1.jsonl"]), root)
     return root

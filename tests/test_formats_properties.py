@@ -5,11 +5,22 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from tunixrt.formats import FORMAT_NAMES, STYLE_NAMES, FormatSpec, parse_answer, render_record
+from tunixrt.formats import (
+    END_OF_TURN,
+    FORMAT_NAMES,
+    STYLE_NAMES,
+    FormatSpec,
+    model_turn,
+    parse_answer,
+    render_record,
+)
+from tunixrt.formats.styles import ANSWER_CLOSE
+from tunixrt.traces import RecordError, TraceLimits, canonical_trace
 from tunixrt.traces.text import normalize_text
 
 # Arbitrary unicode plus fragments that could confuse a renderer or parser (markers of both
@@ -93,3 +104,94 @@ def test_render_then_parse_round_trips(
         system = trace["system"] or fmt.system_prompt
         user = f"{system}\n\n{trace['prompt']}" if system else trace["prompt"]
         assert rec["prompt"] == user + "\n"
+
+
+# Hostile traces: any text ingest would accept, markers of both styles and Gemma's turn markers
+# included, built the way ingest builds them (canonical_trace).
+HOSTILE = st.lists(
+    st.one_of(st.characters(codec="utf-8"), st.sampled_from([*FRAGMENTS, *TURN_MARKERS])),
+    min_size=1,
+    max_size=12,
+).map("".join)
+
+
+@st.composite
+def hostile_traces(draw: st.DrawFn) -> dict[str, Any]:
+    raw = {
+        "id": draw(st.sampled_from(["../../x", "/etc/passwd", "a/b", "C:\\x", "<eos>"])),
+        "prompt": draw(HOSTILE),
+        "system": draw(st.none() | HOSTILE),
+        "steps": [
+            {"i": i, "content": s} for i, s in enumerate(draw(st.lists(HOSTILE, max_size=4)))
+        ],
+        "final_answer": draw(HOSTILE),
+        "meta": draw(st.dictionaries(HOSTILE, HOSTILE, max_size=2)),
+    }
+    try:
+        return canonical_trace(raw, TraceLimits(), source="hypothesis")[0]
+    except RecordError:
+        assume(False)
+        raise
+
+
+def expected_answer(style: str, trace: dict[str, Any]) -> str | None:
+    """What the style's parser promises to find in the completion, or None where it promises
+    nothing (a step or the answer holds a marker the style cannot tell from its own)."""
+    out = LEFT_OUT[style]
+    steps = [s["content"] for s in trace["steps"]]
+    if any(m in s for s in steps for m in out["steps"]):
+        return None
+    if any(m in trace["final_answer"] for m in TURN_MARKERS):
+        return None
+    if style == "numbered":  # the answer is the rest of its line
+        return trace["final_answer"].split("\n")[0].strip()
+    if ANSWER_CLOSE in trace["final_answer"]:
+        return None
+    return trace["final_answer"]
+
+
+@pytest.mark.parametrize("style", STYLE_NAMES)
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+@given(trace=hostile_traces(), default_system=st.none() | HOSTILE)
+def test_every_format_renders_any_trace_ingest_accepts(
+    style: str, trace: dict[str, Any], default_system: str | None
+) -> None:
+    """No renderer raises on text ingest accepts, whatever markers it holds; every record is
+    JSON; and the answer parses back wherever the style promises it."""
+    fmt_args = {"reasoning_style": style, "system_prompt": default_system}
+    for name in FORMAT_NAMES:
+        rec = render_record(trace, FormatSpec(name=name, **fmt_args))
+        assert orjson.loads(orjson.dumps(rec)) == rec
+        assert (rec["id"], rec["final_answer"], rec["meta"]) == (
+            trace["id"],
+            trace["final_answer"],
+            trace["meta"],
+        )
+        if name == "trace":
+            continue
+        assert isinstance(rec["prompt"], str) and isinstance(rec["completion"], str)
+        parsed = parse_answer(style, rec["completion"])
+        assert parsed is None or isinstance(parsed, str)
+        want = expected_answer(style, trace)
+        if want is not None:
+            assert parsed == want, (name, rec["completion"])
+        if name != "prompt_completion":
+            assert rec["completion"].endswith(END_OF_TURN)
+
+
+@pytest.mark.parametrize("style", STYLE_NAMES)
+@settings(max_examples=150, deadline=None)
+@given(
+    text=st.lists(
+        st.one_of(
+            st.characters(exclude_categories=()),  # lone surrogates too
+            st.sampled_from([*FRAGMENTS, *TURN_MARKERS, "<answer>", "</answer>", "Answer:"]),
+        )
+    ).map("".join)
+)
+def test_parsers_take_any_text(style: str, text: str) -> None:
+    """A parser reads whatever a model generates (lone surrogates included): str or None."""
+    parsed = parse_answer(style, text)
+    assert parsed is None or (isinstance(parsed, str) and parsed == parsed.strip())
+    turn = model_turn(text)
+    assert text.startswith(turn) and not any(m in turn for m in TURN_MARKERS)

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from conftest import FIXTURES, REPO, iter_jsonl
+from conftest import FIXTURES, REPO, fixtures_in, iter_jsonl
 
 from tunixrt.errors import DataError
 from tunixrt.ingest.config import parse_source
@@ -27,7 +27,7 @@ MIXED = [  # (line bytes, expected outcome)
     (b"", "blank"),
     (orjson.dumps({"final_answer": "a", "steps": []}), "missing_field"),
     (orjson.dumps({"prompt": 3, "final_answer": "a"}), "wrong_type"),
-    (good("x" * 3000), "too_large"),
+    (good("x" * 3000), "too_long"),
     (good("dup id one", id="dup"), "accepted"),
     (good("first", meta={"changed": True}), "duplicate"),
     (b"[1, 2]", "not_object"),
@@ -84,14 +84,14 @@ def test_mixed_bad_input_is_refused_line_by_line(tmp_path: Path) -> None:
 
 
 def test_fixture_ingests_without_rejects(tmp_path: Path) -> None:
-    report = ingest(files_cfg([str(FIXTURES / "dev-reasoning-v2.jsonl")]), tmp_path)
+    report = ingest(files_cfg(fixtures_in(tmp_path, "dev-reasoning-v2.jsonl")), tmp_path)
     assert report["read"] == 550 and report["rejected"] == 0
     assert report["accepted"] + report["duplicates"] == 550
     assert report["duplicates"] == 74  # the fixture repeats traces with only `meta` changed
 
 
 def test_eval_sets_ingest_through_eval_item_adapter(tmp_path: Path) -> None:
-    paths = [str(FIXTURES / "eval_v1.jsonl"), str(FIXTURES / "eval_v2.jsonl")]
+    paths = fixtures_in(tmp_path, "eval_v1.jsonl", "eval_v2.jsonl")
     report = ingest(files_cfg(paths, adapter="eval_item"), tmp_path)
     assert report["read"] == 125 and report["rejected"] == 0
     traces = list(iter_jsonl(tmp_path / TRACES))
@@ -104,9 +104,7 @@ def test_same_params_same_bytes_whatever_the_listing_order(tmp_path: Path) -> No
     for k, order in enumerate([names, names[::-1], names]):
         root = tmp_path / str(k)
         root.mkdir()
-        ingest(
-            files_cfg([str(FIXTURES / n) for n in order]), root, sort_run_size=50 if k else 10**6
-        )
+        ingest(files_cfg(fixtures_in(root, *order)), root, sort_run_size=50 if k else 10**6)
         outs.append(((root / TRACES).read_bytes(), (root / REPORT).read_bytes()))
     assert outs[0] == outs[1] == outs[2]
 

@@ -129,19 +129,19 @@ def test_no_version_enters_the_manifest_when_tunixrt_is_not_installed(root, monk
     assert "0.0.0+unknown" not in dump_manifest(m).decode()
 
 
-def test_weights_section_names_the_files_a_run_starts_from(root: Path, tmp_path: Path) -> None:
+def test_weights_section_names_the_files_a_run_starts_from(root: Path) -> None:
     import struct
 
     from tunixrt.manifest.weights import checkpoint_digest
 
     assert build_run_manifest(params(), root).weights.checkpoint_digest is None  # random init
-    ckpt = tmp_path / "ckpt"
-    ckpt.mkdir()
+    ckpt = root / "models/ckpt"  # configured paths stay inside the pipeline root
+    ckpt.mkdir(parents=True)
     header = b'{"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}'
     (ckpt / "model.safetensors").write_bytes(struct.pack("<Q", len(header)) + header + bytes(8))
     (ckpt / "tokenizer.model").write_bytes(b"sp")
-    tok = {"kind": "sentencepiece", "path": str(ckpt / "tokenizer.model")}
-    model = {**MODEL, "checkpoint_path": str(ckpt), "preset": "gemma3_270m", "tokenizer": tok}
+    tok = {"kind": "sentencepiece", "path": "models/ckpt/tokenizer.model"}
+    model = {**MODEL, "checkpoint_path": "models/ckpt", "preset": "gemma3_270m", "tokenizer": tok}
     w = build_run_manifest({**params(), "model": model}, root).weights
     assert w.checkpoint_files == 2 and w.checkpoint_digest == checkpoint_digest(ckpt)[0]
     assert w.tokenizer_sha256 == hashlib.sha256(b"sp").hexdigest()
@@ -149,5 +149,5 @@ def test_weights_section_names_the_files_a_run_starts_from(root: Path, tmp_path:
     other = header.replace(b"[2]", b"[1]").replace(b"[0,8]", b"[0,4]")
     (ckpt / "model.safetensors").write_bytes(struct.pack("<Q", len(other)) + other + bytes(8))
     assert checkpoint_digest(ckpt)[0] != w.checkpoint_digest
-    missing = {**model, "checkpoint_path": str(tmp_path / "not-yet")}
+    missing = {**model, "checkpoint_path": "models/not-yet"}
     assert build_run_manifest({**params(), "model": missing}, root).weights.checkpoint_files == 0

@@ -52,7 +52,8 @@ def sp_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_sentencepiece_keeps_turn_markers_as_their_own_ids(sp_model: Path) -> None:
     import sentencepiece as spm
 
-    tok = make_tokenizer(TokenizerSection(kind="sentencepiece", path=str(sp_model)))
+    section = TokenizerSection(kind="sentencepiece", path=sp_model.name)
+    tok = make_tokenizer(section, sp_model.parent)  # a path inside the pipeline root
     assert isinstance(tok, SentencePieceTokenizer)
     raw = spm.SentencePieceProcessor(model_file=str(sp_model))
     sot, eot = raw.piece_to_id(START_OF_TURN), raw.piece_to_id(END_OF_TURN)
@@ -72,6 +73,6 @@ def bos_free(ids: list[int], tok: SentencePieceTokenizer) -> bool:
 
 def test_sentencepiece_path_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no such file"):
-        make_tokenizer(TokenizerSection(kind="sentencepiece", path=str(tmp_path / "nope.model")))
+        make_tokenizer(TokenizerSection(kind="sentencepiece", path="nope.model"), tmp_path)
     with pytest.raises(ValueError, match=r"tokenizer.path is required"):
         TokenizerSection(kind="sentencepiece")

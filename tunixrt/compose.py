@@ -26,6 +26,34 @@ def composition_label(overrides: Sequence[str]) -> str:
     return f"conf/ composed with {list(overrides)}" if overrides else "conf/ composed"
 
 
+def _compose_error(exc: Exception, overrides: Sequence[str]) -> ConfigError:
+    """Hydra's error, or for an override of a key no section has, the keys that section has."""
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError
+
+    from tunixrt.config import PipelineConfig
+    from tunixrt.validation import unknown_key
+
+    cause = exc.__cause__
+    key = getattr(cause, "full_key", None)
+    overriding = str(exc).startswith("Could not override")
+    why = str(exc)
+    if overriding and isinstance(cause, (ConfigAttributeError, ConfigKeyError)) and key:
+        known = unknown_key(PipelineConfig, str(key))
+        if "allowed keys" in known:  # a section's key; in a free mapping, Hydra's `+` hint stays
+            why = known
+    return ConfigError(f"conf/: cannot compose with {list(overrides)}: {why}")
+
+
+def _validate(params: dict[str, Any], overrides: Sequence[str]) -> None:
+    """Every section, each bad key named with what it allows; then the whole (warnings)."""
+    from tunixrt.config import PipelineConfig, validate_pipeline
+    from tunixrt.validation import validate_config
+
+    label = composition_label(overrides)
+    validate_config(PipelineConfig, params, "", source=label)
+    validate_pipeline(params, label)
+
+
 def compose(root: Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
     """conf/ composed with `overrides` (Hydra override grammar), resolved, validated, as plain
     data."""
@@ -33,16 +61,14 @@ def compose(root: Path, overrides: Sequence[str] = ()) -> dict[str, Any]:
     from hydra import initialize_config_dir
     from omegaconf import OmegaConf
 
-    from tunixrt.config import validate_pipeline
-
     try:
         with initialize_config_dir(_config_dir(root), version_base=None):
             cfg = hydra_compose(config_name=CONFIG_NAME, overrides=list(overrides))
         OmegaConf.resolve(cfg)
     except config_errors() as exc:
-        raise ConfigError(f"conf/: cannot compose with {list(overrides)}: {exc}") from None
+        raise _compose_error(exc, overrides) from None
     params: dict[str, Any] = OmegaConf.to_container(cfg)  # type: ignore[assignment]
-    validate_pipeline(params, composition_label(overrides))
+    _validate(params, overrides)
     return params
 
 
@@ -51,16 +77,14 @@ def write_params(root: Path, overrides: Sequence[str] = (), output: Path | None 
     the composed config is valid."""
     from dvc.utils.hydra import compose_and_dump
 
-    from tunixrt.config import validate_pipeline
-
     out = output or root / PARAMS_FILE
     tmp = out.with_name(f".{out.stem}.composing{out.suffix}")  # DVC dumps by suffix
     try:
         compose_and_dump(tmp, _config_dir(root), None, CONFIG_NAME, str(root), list(overrides))
-        validate_pipeline(load_params_file(tmp), composition_label(overrides))
+        _validate(load_params_file(tmp), overrides)
         tmp.replace(out)
     except config_errors() as exc:
-        raise ConfigError(f"conf/: cannot compose with {list(overrides)}: {exc}") from None
+        raise _compose_error(exc, overrides) from None
     finally:
         tmp.unlink(missing_ok=True)
     return out

@@ -22,6 +22,21 @@ def _apply(fn: Callable[[T], R], chunk: list[T]) -> list[R]:
     return [fn(x) for x in chunk]
 
 
+def _chunk(
+    it: Iterator[T], size: int, weigh: Callable[[T], int] | None, max_weight: int
+) -> list[T]:
+    if weigh is None:
+        return list(islice(it, size))
+    chunk: list[T] = []
+    weight = 0
+    for item in it:
+        chunk.append(item)
+        weight += weigh(item)
+        if len(chunk) >= size or weight >= max_weight:
+            break
+    return chunk
+
+
 MAX_WORKERS = 8  # past this the main process, which keeps the order, is the bottleneck
 
 
@@ -38,11 +53,22 @@ def ordered_map(
     workers: int,
     chunk_size: int = 2000,
     window: int = 4,
+    weigh: Callable[[T], int] | None = None,
+    chunk_weight: int = 0,
 ) -> Iterator[R]:
     """`map(fn, items)` computed by `workers` processes (`fn` must pickle: a module-level
-    function, or a `functools.partial` of one); with `workers` <= 1, plain `map`."""
+    function, or a `functools.partial` of one); with `workers` <= 1, plain `map`.
+
+    With `weigh`, a chunk also ends once its items weigh `chunk_weight` (e.g. bytes of text), so
+    a few huge items never make a huge read-ahead."""
     for _, result in ordered_map_pairs(
-        fn, items, workers=workers, chunk_size=chunk_size, window=window
+        fn,
+        items,
+        workers=workers,
+        chunk_size=chunk_size,
+        window=window,
+        weigh=weigh,
+        chunk_weight=chunk_weight,
     ):
         yield result
 
@@ -54,6 +80,8 @@ def ordered_map_pairs(
     workers: int,
     chunk_size: int = 2000,
     window: int = 4,
+    weigh: Callable[[T], int] | None = None,
+    chunk_weight: int = 0,
 ) -> Iterator[tuple[T, R]]:
     """`(item, fn(item))` in order, as `ordered_map` computes them; the items stay here, only
     the results come back from the workers."""
@@ -66,7 +94,7 @@ def ordered_map_pairs(
     with multiprocessing.get_context(method).Pool(workers) as pool:
         pending: deque = deque()
         while True:
-            chunk = list(islice(it, chunk_size))
+            chunk = _chunk(it, chunk_size, weigh, chunk_weight)
             if chunk:
                 pending.append((chunk, pool.apply_async(_apply, (fn, chunk))))
             if pending and (len(pending) >= window * workers or not chunk):

@@ -11,10 +11,13 @@ PARAMS_FILE = "params.yaml"
 
 
 def config_errors() -> tuple[type[Exception], ...]:
+    """What reading or composing a config raises for a bad file or override (a YAMLError for a
+    syntax error or a Python tag, which OmegaConf's safe loader refuses)."""
+    import yaml
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    return (HydraException, OmegaConfBaseException, ValueError)
+    return (HydraException, OmegaConfBaseException, ValueError, yaml.YAMLError)
 
 
 def load_params(root: Path) -> dict[str, Any]:

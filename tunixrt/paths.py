@@ -5,8 +5,12 @@ dvc.yaml names the same paths; tests/test_stage_deps.py keeps the two in step.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Literal, get_args
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Annotated, Literal, get_args
+
+from pydantic import AfterValidator
+
+from tunixrt.errors import ConfigError
 
 Split = Literal["train", "val", "test"]
 SPLITS: tuple[Split, ...] = get_args(Split)
@@ -43,7 +47,57 @@ def export_path(split: str) -> Path:
     return EXPORT_DIR / f"{split}.jsonl"
 
 
-def resolve(path: str | Path, root: Path | None) -> Path:
-    """A configured path (`~` expanded); a relative one is taken from the pipeline root."""
-    p = Path(path).expanduser()
-    return root / p if root is not None and not p.is_absolute() else p
+def leaves_root(path: str | Path) -> str | None:
+    """Why `path`, taken from the pipeline root, would leave it without looking at the disk
+    (absolute, `~`, a `..` part, empty), or None."""
+    text = str(path)
+    if not text:
+        return "is empty"
+    if PurePosixPath(text).is_absolute() or PureWindowsPath(text).is_absolute():
+        return "is absolute"
+    if text.startswith("~"):
+        return "starts at a home folder (~)"
+    if ".." in PurePosixPath(text.replace("\\", "/")).parts:
+        return "goes up with '..'"
+    return None
+
+
+RELATIVE = "a path relative to the pipeline root, without '..' or '~'"
+
+
+def _relative(text: str) -> str:
+    why = leaves_root(text)
+    if why is not None:
+        raise ValueError(f"{text!r} {why}; expected {RELATIVE}")
+    return text
+
+
+WorkspacePath = Annotated[str, AfterValidator(_relative)]
+"""A configured path, refused at validation when it leaves the pipeline root on its face
+(links are checked where the file is used: `confined`)."""
+
+
+def confined(path: str | Path, root: Path, key: str) -> Path:
+    """`path` taken from the pipeline root, refused when it leaves it.
+
+    Absolute paths, `~`, any `..` part, and links that resolve outside the root are refused with
+    a ConfigError naming the dotted `key`: what a stage reads or writes stays in the workspace,
+    where dvc.yaml can track it.
+    """
+    text = str(path)
+    why = leaves_root(text)
+    if why is None:
+        full = root / text
+        try:
+            real = full.resolve()
+        except (OSError, RuntimeError, ValueError) as exc:  # a link loop, a NUL, too long
+            why = f"cannot be resolved ({exc})"
+        else:
+            if not real.is_relative_to(root.resolve()):
+                why = f"is a link to {real}, outside the workspace"
+    if why is not None:
+        raise ConfigError(
+            f"{key}: {text!r} {why}; paths must stay inside the pipeline root {root} "
+            "(copy or `dvc import` the files into it, e.g. under inputs/ or models/)"
+        )
+    return full

@@ -8,6 +8,7 @@ outs. A stage sees only the keys listed in `params`, exactly dvc.yaml's `params:
 from __future__ import annotations
 
 import importlib
+import shutil
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from tunixrt.paths import (
     RUN_MANIFEST,
     SPLITS,
     TRACES,
+    TRACES_DIR,
     TRAIN_DIR,
     TRAIN_METRICS,
     dataset_path,
@@ -44,6 +46,9 @@ class StageSpec:
     deps: tuple[str, ...] = ()  # the data it reads (its code deps come from lineage.py)
     outs: tuple[Out, ...] = ()
     metrics: tuple[Out, ...] = ()
+    # globs of the working files the stage makes and removes itself: a killed run leaves them,
+    # and the next run removes them first (as it does an out's `.<name>.*.tmp` file)
+    scratch: tuple[str, ...] = ()
 
 
 _NOT_CACHED = {"cache": False}
@@ -57,6 +62,7 @@ STAGES: dict[str, StageSpec] = {
             deps=("inputs",),
             outs=(TRACES.as_posix(), REJECTS.as_posix()),
             metrics=(INGEST_REPORT.as_posix(),),
+            scratch=(f"{TRACES_DIR}/.ingest-sort-*", f"{TRACES_DIR}/.ingest-dups-*"),
         ),
         StageSpec(
             "dataset",
@@ -141,12 +147,37 @@ def select(params: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
+def out_path(out: Out) -> str:
+    return out if isinstance(out, str) else next(iter(out))
+
+
+def leftovers(spec: StageSpec, root: Path) -> list[Path]:
+    """What a killed run of the stage left: its outs' temporary files (`.<name>.*.tmp`, as
+    jsonio.atomic_writer names them) and its scratch."""
+    found: list[Path] = []
+    for out in (*spec.outs, *spec.metrics):
+        path = root / out_path(out)
+        found += path.parent.glob(f".{path.name}.*.tmp")
+    for pattern in spec.scratch:
+        found += root.glob(pattern)
+    return sorted(found)
+
+
+def remove_leftovers(spec: StageSpec, root: Path) -> None:
+    for path in leftovers(spec, root):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
 def run_stage(name: str, params: Mapping[str, Any], root: Path) -> None:
     if name not in STAGES:
         raise ConfigError(f"unknown stage {name!r}; stages: {', '.join(STAGES)}")
     spec = STAGES[name]
     module, func = spec.target.split(":")
     fn = getattr(importlib.import_module(module), func)
+    remove_leftovers(spec, root)
     fn(select(params, spec.params), root)
 
 

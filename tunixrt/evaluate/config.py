@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tunixrt.paths import WorkspacePath
+
 CPU_DECODE_BATCH = 64
 DEVICE_DECODE_BATCH = 256  # an accelerator decodes a wider batch in the same time per token
 
@@ -16,9 +18,10 @@ class EvalConfig(BaseModel):
     splits: list[Literal["train", "val", "test"]] = Field(
         default_factory=lambda: ["test"], min_length=1, description="held-out export splits"
     )
-    sets: list[str] = Field(
+    sets: list[WorkspacePath] = Field(
         default_factory=list,
-        description="eval-item files (prompt, expected_answer), rendered in the run's format",
+        description="eval-item files (prompt, expected_answer), relative to the pipeline root, "
+        "rendered in the run's format",
     )
     max_problems: int | None = Field(None, ge=1, description="per split/set, the first N by id")
     max_new_tokens: int | None = Field(

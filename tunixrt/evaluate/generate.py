@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from tunixrt.errors import DataError
 from tunixrt.manifest.schema import RunManifest
+from tunixrt.paths import confined
 from tunixrt.train import runtime
 
 if TYPE_CHECKING:
@@ -157,7 +158,9 @@ def restore_trained(
 
     from tunixrt.paths import CHECKPOINTS
 
-    directory = (root / manifest.output.output_dir / CHECKPOINTS).resolve()
+    directory = (
+        confined(manifest.output.output_dir, root, "output.output_dir") / CHECKPOINTS
+    ).resolve()
     mngr = CheckpointManager(str(directory))
     try:
         if mngr.latest_step() is None:

@@ -13,7 +13,9 @@ from tunixrt.errors import DataError
 from tunixrt.formats import render_record
 from tunixrt.ingest.adapters import adapt
 from tunixrt.jsonio import iter_lines
+from tunixrt.manifest.load import split_file
 from tunixrt.manifest.schema import RunManifest
+from tunixrt.paths import confined
 from tunixrt.traces import RecordError, TraceLimits, build_trace
 
 
@@ -32,9 +34,8 @@ def _category(meta: dict[str, Any] | None) -> str:
 
 
 def split_problems(manifest: RunManifest, root: Path, split: str) -> list[Problem]:
-    path = root / manifest.dataset.splits[split].path
     out = []
-    for _, line in iter_lines(path):
+    for _, line in iter_lines(split_file(manifest, root, split)):
         if line:
             r = orjson.loads(line)
             out.append(
@@ -50,18 +51,23 @@ def split_problems(manifest: RunManifest, root: Path, split: str) -> list[Proble
     return out
 
 
-def eval_set_problems(manifest: RunManifest, root: Path, path: str) -> list[Problem]:
-    """Eval items read like ingest reads them, rendered in the run's format."""
+def eval_set_problems(
+    manifest: RunManifest, root: Path, path: str, key: str = "eval.sets"
+) -> list[Problem]:
+    """Eval items read like ingest reads them (a line longer than the default
+    source.limits.record_max_bytes is a DataError), rendered in the run's format. `key` names
+    the path in errors."""
     spec = manifest.dataset.format_spec()
-    full = Path(path) if Path(path).is_absolute() else root / path
+    full = confined(path, root, key)
     if not full.is_file():
-        raise DataError(f"eval.sets: {path}: no such file")
+        raise DataError(f"{key}: {path}: no such file")
+    limits = TraceLimits()
     out = []
-    for lineno, line in iter_lines(full):
+    for lineno, line in iter_lines(full, max_bytes=limits.record_max_bytes):
         if not line.strip():
             continue
         try:
-            trace, _ = build_trace(adapt(orjson.loads(line)), TraceLimits(), source=path)
+            trace, _ = build_trace(adapt(orjson.loads(line)), limits, source=path)
         except (RecordError, orjson.JSONDecodeError) as exc:
             field = getattr(exc, "field", None) or "-"
             raise DataError(f"{path}:{lineno}: {field}: {exc}") from None
@@ -76,7 +82,7 @@ def eval_set_problems(manifest: RunManifest, root: Path, path: str) -> list[Prob
 
 def train_prompt_keys(manifest: RunManifest, root: Path) -> set[bytes]:
     keys = set()
-    for _, line in iter_lines(root / manifest.dataset.splits["train"].path):
+    for _, line in iter_lines(split_file(manifest, root, "train")):
         if line:
             keys.add(prompt_key(orjson.loads(line)["prompt"]))
     return keys

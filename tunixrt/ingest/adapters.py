@@ -11,14 +11,14 @@ import re
 from collections.abc import Callable
 from typing import Any, Literal
 
-from tunixrt.traces import RecordError
+from tunixrt.traces import Adapted, RecordError
 
 AdapterName = Literal[
     "auto", "reasoning_trace", "tunixrt_trace", "chat", "gsm8k", "alpaca", "eval_item"
 ]
 Record = dict[str, Any]
 
-_THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 _CALC = re.compile(r"<<[^<>]*>>")
 _PARAGRAPH = re.compile(r"\n\s*\n")
 
@@ -64,7 +64,9 @@ def tunixrt_trace(rec: Record) -> Record:
         raise RecordError("expected a list of strings", "trace_steps", "wrong_type")
     for k, s in enumerate(steps):
         if not isinstance(s, str):
-            raise RecordError(f"expected a string, got {type(s).__name__}", f"trace_steps.{k}")
+            raise RecordError(
+                f"expected a string, got {type(s).__name__}", f"trace_steps.{k}", "wrong_type"
+            )
     prompt = _str(rec, "prompts")
     if prompt.startswith("<start_of_turn>"):
         raise RecordError(
@@ -83,56 +85,116 @@ def tunixrt_trace(rec: Record) -> Record:
     if "id" in rec:
         out["id"] = rec["id"]
     out["meta"] = meta
-    return out
+    fields = {"prompt": "prompts", "steps": "trace_steps.*", "meta": "metadata"}
+    fields["trace_version"] = (
+        "trace_version" if "trace_version" in rec else "metadata.trace_version"
+    )
+    return Adapted(out, fields)
+
+
+def _split_think(content: str) -> tuple[str | None, str]:
+    """(the first `<think>...</think>` block's text, content without that block); linear time."""
+    start = content.find(THINK_OPEN)
+    if start < 0:
+        return None, content
+    end = content.find(THINK_CLOSE, start + len(THINK_OPEN))
+    if end < 0:
+        return None, content
+    rest = content[:start] + content[end + len(THINK_CLOSE) :]
+    return content[start + len(THINK_OPEN) : end], rest
+
+
+def _role_text(role: Any) -> str:
+    """A role for a message: short, whatever the input holds."""
+    if not isinstance(role, str):
+        return f"of type {type(role).__name__}"
+    return repr(role if len(role) <= 40 else role[:40] + "...")
+
+
+_MESSAGE_KEYS = frozenset({"role", "content", "reasoning_content"})
 
 
 def chat(rec: Record) -> Record:
-    """Chat `messages`; reasoning from `reasoning_content` or `<think>...</think>`."""
+    """Chat `messages`; reasoning from `reasoning_content` or `<think>...</think>`.
+
+    A top-level `reasoning_content` (what the `messages` export writes) is the reasoning when
+    the assistant turn has none of its own; when it has, the top-level one stays in `meta`.
+    Keys of a message other than role, content and reasoning_content are kept in `meta` as
+    `messages.<k>.<key>`.
+    """
     msgs = rec.get("messages")
     if not isinstance(msgs, list) or not msgs:
         raise RecordError("expected a non-empty list of messages", "messages", "wrong_type")
+    top_rc = rec.get("reasoning_content")
+    if top_rc is not None and not isinstance(top_rc, str):
+        raise RecordError(
+            f"expected a string, got {type(top_rc).__name__}", "reasoning_content", "wrong_type"
+        )
     system = prompt = answer = reasoning = None
+    extras: dict[str, Any] = {}
+    fields: dict[str, str] = {}
     for k, m in enumerate(msgs):
         where = f"messages.{k}"
         if not isinstance(m, dict):
             raise RecordError("expected an object", where, "wrong_type")
         role = m.get("role")
         content = _str(m, "content", where=f"{where}.content")
+        extras.update((f"{where}.{key}", v) for key, v in m.items() if key not in _MESSAGE_KEYS)
+        rc = m.get("reasoning_content")
+        if rc is not None and not isinstance(rc, str):
+            raise RecordError(
+                f"expected a string, got {type(rc).__name__}",
+                f"{where}.reasoning_content",
+                "wrong_type",
+            )
+        if rc is not None and role not in ("assistant", "model"):
+            extras[f"{where}.reasoning_content"] = rc
         if role == "system":
             system = content if system is None else f"{system}\n\n{content}"
+            fields.setdefault("system", f"{where}.content")
         elif role == "user":
             if prompt is not None:
                 raise RecordError("more than one user turn", f"{where}.role", "multi_turn")
             prompt = content
+            fields["prompt"] = f"{where}.content"
         elif role in ("assistant", "model"):
             if answer is not None:
                 raise RecordError("more than one assistant turn", f"{where}.role", "multi_turn")
             if prompt is None:
                 raise RecordError("assistant turn before any user turn", f"{where}.role")
-            rc = m.get("reasoning_content")
-            if rc is not None and not isinstance(rc, str):
-                raise RecordError("expected a string", f"{where}.reasoning_content", "wrong_type")
-            think = _THINK.search(content)
-            if think:
-                reasoning = think.group(1)
-                content = _THINK.sub("", content, count=1)
+            reasoning, content = _split_think(content)
+            fields["steps"] = f"{where}.content"
             if rc:
                 reasoning = rc if reasoning is None else f"{rc}\n\n{reasoning}"
+                fields["steps"] = f"{where}.reasoning_content"
             answer = content
+            fields["final_answer"] = f"{where}.content"
         else:
-            raise RecordError(f"unknown role {role!r}", f"{where}.role", "wrong_type")
+            raise RecordError(f"unknown role {_role_text(role)}", f"{where}.role", "wrong_type")
     if prompt is None:
         raise RecordError("no user turn", "messages", "missing_field")
     if answer is None:
         raise RecordError("no assistant turn", "messages", "missing_field")
-    return {
+    consumed = {"id", "messages"}
+    if reasoning is None or top_rc is None:  # read, or null: else it stays in meta
+        consumed.add("reasoning_content")
+    if reasoning is None and top_rc is not None:
+        reasoning = top_rc
+        fields["steps"] = "reasoning_content"
+    meta = _meta(rec, consumed, "meta")
+    for key, v in extras.items():
+        if key in meta:
+            raise RecordError(f"'{key}' given both in a message and at top level", key, "conflict")
+        meta[key] = v
+    out = {
         **({"id": rec["id"]} if "id" in rec else {}),
         "prompt": prompt,
         "system": system,
         "steps": _paragraph_steps(reasoning or "", "thought"),
         "final_answer": answer,
-        "meta": _meta(rec, {"id", "messages", "reasoning_content"}, "meta"),
+        "meta": meta,
     }
+    return Adapted(out, fields)
 
 
 def gsm8k(rec: Record) -> Record:
@@ -144,13 +206,14 @@ def gsm8k(rec: Record) -> Record:
         raise RecordError("no '#### <final answer>' line", "answer", "missing_final_answer")
     lines = [_CALC.sub("", ln) for ln in head.replace("\r\n", "\n").split("\n")]
     steps = [ln for ln in lines if ln.strip()]
-    return {
+    out = {
         **({"id": rec["id"]} if "id" in rec else {}),
         "prompt": question,
         "steps": [{"i": i, "type": "calculation", "content": s} for i, s in enumerate(steps)],
         "final_answer": final,
         "meta": _meta(rec, {"id", "question", "answer"}, "meta"),
     }
+    return Adapted(out, {"prompt": "question", "steps": "answer", "final_answer": "answer"})
 
 
 def alpaca(rec: Record) -> Record:
@@ -160,24 +223,26 @@ def alpaca(rec: Record) -> Record:
     if extra is not None and not isinstance(extra, str):
         raise RecordError(f"expected a string, got {type(extra).__name__}", "input", "wrong_type")
     prompt = f"{instruction.strip()}\n\n{extra.strip()}" if extra and extra.strip() else instruction
-    return {
+    out = {
         **({"id": rec["id"]} if "id" in rec else {}),
         "prompt": prompt,
         "steps": [],
         "final_answer": _str(rec, "output"),
         "meta": _meta(rec, {"id", "instruction", "input", "output"}, "meta"),
     }
+    return Adapted(out, {"prompt": "instruction", "final_answer": "output"})
 
 
 def eval_item(rec: Record) -> Record:
     """Eval items: `prompt`, `expected_answer`, optional `category`/`difficulty`; no steps."""
-    return {
+    out = {
         **({"id": rec["id"]} if "id" in rec else {}),
         "prompt": _str(rec, "prompt"),
         "steps": [],
         "final_answer": _str(rec, "expected_answer"),
         "meta": _meta(rec, {"id", "prompt", "expected_answer"}, "meta"),
     }
+    return Adapted(out, {"final_answer": "expected_answer"})
 
 
 ADAPTERS: dict[str, Callable[[Record], Record]] = {

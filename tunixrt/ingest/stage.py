@@ -5,11 +5,12 @@ from __future__ import annotations
 import glob
 import os
 import sys
+import zlib
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from tqdm import tqdm
@@ -17,12 +18,13 @@ from tqdm import tqdm
 from tunixrt.errors import ConfigError, DataError
 from tunixrt.ingest.adapters import adapt
 from tunixrt.ingest.config import FilesSource, SourceConfig, SyntheticSource, parse_source
-from tunixrt.ingest.sorting import SortedSpool
+from tunixrt.ingest.records import parse_record
+from tunixrt.ingest.sorting import DuplicateFinder, SortedSpool
 from tunixrt.ingest.synthetic import generate
-from tunixrt.jsonio import atomic_writer, dumps_line, iter_lines, write_json
+from tunixrt.jsonio import LongLine, atomic_writer, dumps_line, iter_lines, write_json
 from tunixrt.parallel import ordered_map, workers_available
 from tunixrt.paths import INGEST_REPORT as REPORT
-from tunixrt.paths import REJECTS, TRACES, resolve
+from tunixrt.paths import REJECTS, TRACES, confined
 from tunixrt.paths import TRACES_DIR as OUT_DIR
 from tunixrt.traces import RecordError, TraceLimits, canonical_trace
 from tunixrt.validation import config_where
@@ -31,33 +33,88 @@ RAW_CHARS = 512
 # Folders dvc.yaml declares as ingest dependencies: files elsewhere are read but not tracked.
 TRACKED_INPUT_DIRS = ("fixtures", "inputs")
 
-# One raw record: (source label, 1-based line, raw bytes or an already-parsed object)
-RawRecord = tuple[str, int, bytes | dict[str, Any]]
+
+class Unreadable(NamedTuple):
+    """The rest of a file that could not be read (a cut gzip stream, a read error)."""
+
+    code: str
+    reason: str
 
 
-def source_label(path: str, root: Path) -> str:
-    """The path as given, made relative to the repository when it lies inside it."""
-    p = Path(path)
-    if p.is_absolute():
-        try:
-            return p.resolve().relative_to(root.resolve()).as_posix()
-        except ValueError:
-            return p.as_posix()
-    return p.as_posix()
+# One raw record: (source label, 1-based line, what was read: the line's bytes, a long line
+# skipped unread, an unreadable tail, or an already-parsed object from the generator)
+RawRecord = tuple[str, int, bytes | LongLine | Unreadable | dict[str, Any]]
+
+
+def _has_glob(pattern: str) -> bool:
+    return any(c in pattern for c in "*?[")
+
+
+def _kind_of(path: Path) -> str | None:
+    """Why `path` cannot be read as a trace file, or None for a regular file."""
+    try:
+        return _file_kind(path)
+    except (OSError, ValueError) as exc:  # a name too long, a NUL byte
+        return f"cannot be looked up ({getattr(exc, 'strerror', None) or exc})"
+
+
+def _file_kind(path: Path) -> str | None:
+    if path.is_file():
+        return None
+    if path.is_symlink() and not path.exists():
+        return "is a link to a missing file"
+    if not path.exists():
+        return "does not exist"
+    if path.is_dir():
+        return "is a directory; name its files, e.g. with a glob like 'inputs/*.jsonl'"
+    return "is not a regular file (a FIFO, socket or device)"
+
+
+def _matches(pattern: str, root: Path, key: str) -> list[Path]:
+    if not _has_glob(pattern) or _kind_of(root / pattern) is None:  # a name may hold [, ? or *
+        if why := _kind_of(root / pattern):
+            what = f"no file matches {pattern!r}: it" if why == "does not exist" else repr(pattern)
+            raise ConfigError(f"{config_where()}: {key}: {what} {why}")
+        return [root / pattern]
+    matches = []
+    for m in sorted(glob.glob(str(root / pattern), recursive=True)):
+        why = _kind_of(Path(m))
+        if why is None:
+            matches.append(Path(m))
+        elif not os.path.isdir(m):
+            rel = os.path.relpath(m, root)
+            print(f"ingest: warning: {key}: skipping {rel}: it {why}", file=sys.stderr)
+    if not matches:
+        raise ConfigError(f"{config_where()}: {key}: no file matches {pattern!r}")
+    return matches
 
 
 def expand_paths(patterns: list[str], root: Path) -> list[str]:
-    """Expand globs; the result is sorted so listing order never changes the output."""
+    """Expand globs, inside the workspace; the result is sorted so listing order never changes
+    the output."""
     found: set[str] = set()
     for k, pattern in enumerate(patterns):
-        base = pattern if os.path.isabs(pattern) else str(root / pattern)
-        matches = [m for m in glob.glob(base, recursive=True) if os.path.isfile(m)]
-        if not matches:
-            raise ConfigError(f"{config_where()}: source.paths.{k}: no file matches {pattern!r}")
-        for m in matches:
-            rel = os.path.relpath(m, root) if not os.path.isabs(pattern) else m
-            found.add(source_label(rel, root))
+        key = f"source.paths.{k}"
+        confined(pattern, root, f"{config_where()}: {key}")
+        for m in _matches(pattern, root, key):
+            rel = Path(os.path.relpath(m, root)).as_posix()
+            confined(rel, root, f"{config_where()}: {key}")  # a match that links outside
+            found.add(rel)
     return sorted(found)
+
+
+def _file_records(label: str, path: Path, max_bytes: int) -> Iterator[RawRecord]:
+    lineno = 0
+    try:
+        for lineno, line in iter_lines(path, max_bytes, keep_long=True):
+            if isinstance(line, LongLine) or line.strip():
+                yield label, lineno, line
+    except (PermissionError, FileNotFoundError, IsADirectoryError) as exc:
+        raise DataError(f"{label}: cannot read: {exc.strerror}") from None
+    except EOFError as exc:
+        yield label, lineno + 1, Unreadable("truncated", f"the file ends early: {exc}")
+    except (OSError, zlib.error) as exc:
+        yield label, lineno + 1, Unreadable("unreadable", f"cannot read on from here: {exc}")
 
 
 def _raw_records(cfg: SourceConfig, labels: list[str], root: Path) -> Iterator[RawRecord]:
@@ -72,33 +129,28 @@ def _raw_records(cfg: SourceConfig, labels: list[str], root: Path) -> Iterator[R
                 "so dvc.yaml does not track it and `dvc repro` will not notice it change",
                 file=sys.stderr,
             )
-        for lineno, line in iter_lines(resolve(label, root)):
-            if line.strip():
-                yield label, lineno, line
+        yield from _file_records(label, root / label, cfg.limits.record_max_bytes)
 
 
-def _parse(raw: bytes | dict[str, Any], max_bytes: int) -> dict[str, Any]:
+def _parse(raw: bytes | LongLine | Unreadable | dict[str, Any], max_bytes: int) -> dict[str, Any]:
     if isinstance(raw, dict):
         return raw
-    if len(raw) > max_bytes:
-        raise RecordError(f"record is {len(raw)} bytes, limit is {max_bytes}", None, "too_large")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise RecordError(f"invalid UTF-8 at byte {exc.start}", None, "invalid_utf8") from None
-    try:
-        obj = orjson.loads(text)
-    except orjson.JSONDecodeError as exc:
-        raise RecordError(f"malformed JSON: {exc}", None, "malformed_json") from None
-    if not isinstance(obj, dict):
-        raise RecordError(f"expected a JSON object, got {type(obj).__name__}", None, "not_object")
-    return obj
+    if isinstance(raw, Unreadable):
+        raise RecordError(raw.reason, None, raw.code)
+    size = raw.size if isinstance(raw, LongLine) else len(raw)
+    if isinstance(raw, LongLine) or size > max_bytes:
+        raise RecordError(f"line is {size} bytes, limit is {max_bytes}", None, "too_long")
+    return parse_record(raw)
 
 
-def _raw_text(raw: bytes | str | dict[str, Any]) -> str:
+def _raw_text(raw: bytes | str | LongLine | Unreadable | dict[str, Any]) -> str:
     """What a reject row shows of its input: the line's first RAW_CHARS characters."""
     if isinstance(raw, str):
         return raw
+    if isinstance(raw, Unreadable):
+        return ""
+    if isinstance(raw, LongLine):
+        raw = raw.head
     if isinstance(raw, dict):
         return orjson.dumps(raw, option=orjson.OPT_SORT_KEYS).decode()[:RAW_CHARS]
     return raw[: RAW_CHARS * 4].decode("utf-8", errors="replace")[:RAW_CHARS]
@@ -108,6 +160,7 @@ def _raw_text(raw: bytes | str | dict[str, Any]) -> str:
 # line, raw text) when accepted, or (source, line, None, None, RecordError, raw text).
 Checked = tuple[str, int, str | None, bytes | None, bytes | RecordError, str]
 PARALLEL_MIN_BYTES = 8 << 20  # smaller inputs are checked in this process: no pool to start
+CHUNK_BYTES = 2 << 20  # raw text sent to a worker at once (bounds the read-ahead)
 
 
 def check_record(record: RawRecord, *, adapter: str, limits: TraceLimits) -> Checked:
@@ -121,8 +174,13 @@ def check_record(record: RawRecord, *, adapter: str, limits: TraceLimits) -> Che
     return src, line, trace["id"], digest, dumps_line(trace), _raw_text(raw)
 
 
+def _weight(record: RawRecord) -> int:
+    raw = record[2]
+    return len(raw) if isinstance(raw, bytes) else RAW_CHARS
+
+
 def _workers(labels: list[str], root: Path) -> int:
-    size = sum(resolve(label, root).stat().st_size for label in labels)
+    size = sum((root / label).stat().st_size for label in labels)
     return workers_available() if size >= PARALLEL_MIN_BYTES else 1
 
 
@@ -152,8 +210,9 @@ def ingest(cfg: SourceConfig, root: Path, *, sort_run_size: int = 40_000) -> dic
     (root / OUT_DIR).mkdir(parents=True, exist_ok=True)
     adapter = cfg.adapter if isinstance(cfg, FilesSource) else "auto"
     tally = _Tally()
-    seen: set[bytes] = set()
     spool = SortedSpool(root / OUT_DIR, run_size=sort_run_size)
+    repeats = DuplicateFinder(root / OUT_DIR)
+    sources: dict[str, int] = {}
     try:
         with atomic_writer(root / REJECTS) as rejects:
 
@@ -174,23 +233,32 @@ def ingest(cfg: SourceConfig, root: Path, *, sort_run_size: int = 40_000) -> dic
 
             check = partial(check_record, adapter=adapter, limits=cfg.limits)
             labels = expand_paths(cfg.paths, root) if isinstance(cfg, FilesSource) else []
+            for label in labels:  # every file shows in the report, an empty one with zeros
+                tally.by_source[label].update()
             raw = _raw_records(cfg, labels, root)
-            checked = ordered_map(check, raw, workers=_workers(labels, root))
+            workers = _workers(labels, root)
+            checked = ordered_map(
+                check, raw, workers=workers, weigh=_weight, chunk_weight=CHUNK_BYTES
+            )
             records = tqdm(checked, desc="ingest", unit=" rec", disable=None)
             for seq, (src, line, tid, digest, body, raw_text) in enumerate(records):
                 tally.count(src, "read")
                 if isinstance(body, RecordError):
                     reject(src, line, body, raw_text)
                     continue
-                if digest in seen:
-                    tally.count(src, "duplicates")
-                    continue
-                seen.add(digest)
+                repeats.add(digest, seq, sources.setdefault(src, len(sources)))
                 spool.add((tid, seq, src, line, body, raw_text))
 
+            # The first record of each content is kept; later copies count as duplicates.
+            repeated, by_source = repeats.find()
+            names = {k: src for src, k in sources.items()}
+            for k, n in by_source.items():
+                tally.by_source[names[k]]["duplicates"] += n
             with atomic_writer(root / TRACES) as traces:
                 prev: tuple[str, str, int] | None = None
-                for tid, _, src, line, body, raw_text in spool.sorted():
+                for tid, seq, src, line, body, raw_text in spool.sorted():
+                    if seq in repeated:
+                        continue
                     if prev is not None and prev[0] == tid:
                         err = RecordError(
                             f"duplicate id {tid!r} with different content "
@@ -205,6 +273,7 @@ def ingest(cfg: SourceConfig, root: Path, *, sort_run_size: int = 40_000) -> dic
                     traces.write(body)
     finally:
         spool.close()
+        repeats.close()
     report = tally.report()
     write_json(root / REPORT, report)
     try:

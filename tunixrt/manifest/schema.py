@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from tunixrt.chat_templates import FAMILY_TEMPLATES, ChatTemplateName
 from tunixrt.formats.spec import FormatName, FormatSpec, ReasoningStyleName
-from tunixrt.paths import TRAIN_DIR
+from tunixrt.paths import TRAIN_DIR, WorkspacePath
 
 MANIFEST_VERSION = "1.0"
 _GEMMA_LORA = ".*q_einsum|.*kv_einsum|.*attn_vec_einsum|.*gate_proj|.*up_proj|.*down_proj"
@@ -39,8 +39,10 @@ class TokenizerSection(_Strict):
         "sentencepiece: a tokenizer.model file (Gemma checkpoints); huggingface: a "
         "tokenizer.json file (Qwen, Llama, or Gemma), with the model's chat template",
     )
-    path: str | None = Field(
-        None, description="tokenizer.model (sentencepiece) or tokenizer.json (huggingface)"
+    path: WorkspacePath | None = Field(
+        None,
+        description="tokenizer.model (sentencepiece) or tokenizer.json (huggingface), relative "
+        "to the pipeline root",
     )
     chat_template: ChatTemplateName | None = Field(
         None,
@@ -74,8 +76,10 @@ class ModelSection(_Strict):
     config: dict[str, Any] = Field(
         default_factory=dict, description="ModelConfig fields set on top of the preset"
     )
-    checkpoint_path: str | None = Field(
-        None, description="local folder with the weights; None = random init (tiny only)"
+    checkpoint_path: WorkspacePath | None = Field(
+        None,
+        description="folder with the weights, relative to the pipeline root; None = random init "
+        "(tiny only)",
     )
     dtype: Literal["float32", "bfloat16"] = Field(
         "float32", description="parameter and compute dtype"
@@ -147,7 +151,7 @@ class TrainingSection(_Strict):
 
 
 class RuntimeSection(_Strict):
-    """`runtime` group: the device mesh."""
+    """`runtime` group: the device mesh, and the processes of a multi-host run."""
 
     name: str = Field("cpu", description="a label for the runtime preset")
     platform: Literal["cpu", "tpu", "gpu"] = Field("cpu", description="the JAX platform")
@@ -167,6 +171,24 @@ class RuntimeSection(_Strict):
     simulated_devices: int | None = Field(
         None, ge=1, description="CPU only: --xla_force_host_platform_device_count, for tests"
     )
+    initialization_timeout_seconds: int = Field(
+        300,
+        ge=1,
+        description="multi_host: how long each process waits for all of them to connect",
+    )
+    heartbeat_timeout_seconds: int = Field(
+        60,
+        ge=1,
+        description=(
+            "multi_host: a process that stops answering for this long (killed, crashed, host "
+            "lost) is taken for dead and every other process stops, non-zero"
+        ),
+    )
+    shutdown_timeout_seconds: int = Field(
+        120,
+        ge=1,
+        description="multi_host: how long a process that is done waits for the others to be done",
+    )
 
     @model_validator(mode="after")
     def _positive_mesh(self) -> RuntimeSection:
@@ -176,7 +198,7 @@ class RuntimeSection(_Strict):
 
 
 class SplitFile(_Strict):
-    path: str = Field(description="the export file, relative to the pipeline root")
+    path: WorkspacePath = Field(description="the export file, relative to the pipeline root")
     sha256: str = Field(
         pattern=r"^[0-9a-f]{64}$", description="sha256 of the file's bytes when it was written"
     )
@@ -187,7 +209,7 @@ class DatasetSection(_Strict):
     format: FormatName = Field(description="the export format (format.name)")
     reasoning_style: ReasoningStyleName = Field(description="format.reasoning_style")
     system_prompt: str | None = Field(None, description="format.system_prompt, normalized")
-    path: str = Field(description="the training file, as tunix-rt named it")
+    path: WorkspacePath = Field(description="the training file, as tunix-rt named it")
     dataset_key: str = Field(description="the dataset's name-version")
     content_sha256: str = Field(description="the dataset's content hash (all splits)")
     splits: dict[str, SplitFile] = Field(description="every export file, by split")
@@ -216,8 +238,9 @@ class WeightsSection(_Strict):
 
 
 class OutputSection(_Strict):
-    output_dir: str = Field(
-        TRAIN_DIR.as_posix(), description="where checkpoints, metrics and curves go"
+    output_dir: WorkspacePath = Field(
+        TRAIN_DIR.as_posix(),
+        description="where checkpoints, metrics and curves go, relative to the pipeline root",
     )
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from tunixrt.jsonio import file_sha256
 from tunixrt.manifest.schema import ModelSection, WeightsSection
-from tunixrt.paths import resolve
+from tunixrt.paths import confined
 
 MAX_HEADER = 100 << 20  # safetensors headers are JSON; a larger one is not a safetensors file
 
@@ -34,8 +34,8 @@ def checkpoint_digest(folder: Path) -> tuple[str, int]:
 
 def weights_section(model: ModelSection, root: Path) -> WeightsSection:
     """What is on disk now; a path that does not exist yet gives null (train reports it)."""
-    tok = model.tokenizer.path and resolve(model.tokenizer.path, root)
-    ckpt = model.checkpoint_path and resolve(model.checkpoint_path, root)
+    tok = model.tokenizer.path and confined(model.tokenizer.path, root, "model.tokenizer.path")
+    ckpt = model.checkpoint_path and confined(model.checkpoint_path, root, "model.checkpoint_path")
     digest, files = checkpoint_digest(ckpt) if ckpt and ckpt.is_dir() else (None, 0)
     return WeightsSection(
         tokenizer_sha256=file_sha256(tok) if tok and tok.is_file() else None,

@@ -9,7 +9,7 @@ from typing import Any
 import yaml
 
 from tunixrt.errors import DataError
-from tunixrt.jsonio import read_json
+from tunixrt.jsonio import DOC_MAX_BYTES, read_bytes, read_json
 from tunixrt.paths import DATASET_MANIFEST, EVAL_METRICS, RUN_MANIFEST, TRAIN_METRICS
 
 
@@ -17,7 +17,7 @@ def _load(root: Path, path: Path) -> Any:
     if not (root / path).is_file():
         raise DataError(f"{path}: not found; run the pipeline (`dvc repro`) first")
     if path.suffix == ".yaml":
-        return yaml.safe_load((root / path).read_text(encoding="utf-8"))
+        return yaml.safe_load(read_bytes(root / path, DOC_MAX_BYTES))
     return read_json(root / path)
 
 

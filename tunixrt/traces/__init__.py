@@ -1,6 +1,7 @@
 """The canonical reasoning trace: model, limits, normalization and identity."""
 
 from tunixrt.traces.model import (
+    Adapted,
     RecordError,
     Step,
     Trace,
@@ -9,4 +10,12 @@ from tunixrt.traces.model import (
     canonical_trace,
 )
 
-__all__ = ["RecordError", "Step", "Trace", "TraceLimits", "build_trace", "canonical_trace"]
+__all__ = [
+    "Adapted",
+    "RecordError",
+    "Step",
+    "Trace",
+    "TraceLimits",
+    "build_trace",
+    "canonical_trace",
+]

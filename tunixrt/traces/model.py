@@ -8,6 +8,7 @@ because they render to the same training text.
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 
 import orjson
@@ -16,6 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tunixrt.traces.text import normalize_text
 
 TRACE_VERSION = "1.0"
+# Control characters (C0, DEL, C1) and the line and paragraph separators: never in an id.
+_ID_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class TraceLimits(BaseModel):
@@ -29,7 +32,13 @@ class TraceLimits(BaseModel):
     )
     max_steps: int = Field(1_000, ge=0, description="most reasoning steps")
     step_max_chars: int = Field(20_000, ge=1, description="longest step, in characters")
-    record_max_bytes: int = Field(1_000_000, ge=1, description="largest input record, in bytes")
+    record_max_bytes: int = Field(
+        1_000_000,
+        ge=1,
+        le=32 << 20,
+        description="largest input record (one line), in bytes; a longer line is skipped unread "
+        "and rejected as too_long",
+    )
 
 
 class Step(BaseModel):
@@ -70,6 +79,33 @@ class RecordError(Exception):
         return RecordError, (self.reason, self.field, self.code)  # crosses worker processes
 
 
+class Adapted(dict):
+    """A record mapped to the canonical shape, remembering which field of the input record each
+    canonical field came from, so a refusal names the field the user wrote.
+
+    `input_fields` maps a canonical top-level key to an input path; a path ending in `.*` maps
+    `key.K...` to `path.K` (one input item per canonical item, e.g. steps to `trace_steps.K`).
+    """
+
+    input_fields: dict[str, str]
+
+    def __init__(self, data: dict[str, Any], input_fields: dict[str, str]) -> None:
+        super().__init__(data)
+        self.input_fields = input_fields
+
+
+def input_field(field: str, input_fields: dict[str, str]) -> str:
+    """The input path a canonical field (`prompt`, `steps.3.content`) came from."""
+    head, _, rest = field.partition(".")
+    target = input_fields.get(head)
+    if target is None:
+        return field
+    if target.endswith(".*"):
+        item = rest.partition(".")[0]
+        return f"{target[:-2]}.{item}" if item else target[:-2]
+    return target
+
+
 def _digest(system: str | None, prompt: str, steps: list[str], final_answer: str) -> bytes:
     payload = [system, prompt, steps, final_answer]
     return hashlib.blake2b(orjson.dumps(payload), digest_size=16).digest()
@@ -93,7 +129,7 @@ def _validate(data: dict[str, Any]) -> Trace:
         return Trace.model_validate(data)
     except ValidationError as exc:
         e = exc.errors(include_url=False)[0]
-        field = ".".join(str(p) for p in e["loc"]) or None
+        field = ".".join(str(p) for p in e["loc"]) if e["loc"] else None
         raise RecordError(e["msg"], field, _error_code(e["type"])) from None
 
 
@@ -164,8 +200,19 @@ def canonical_trace(
     """Validate, normalize and identify one record already mapped to the canonical shape.
 
     Returns the trace as a plain dict (what `Trace.model_dump()` gives) and its content
-    digest; raises RecordError naming the offending field.
+    digest; raises RecordError naming the offending field (the input's, for an `Adapted`).
     """
+    try:
+        return _canonical_trace(data, limits, source)
+    except RecordError as err:
+        if err.field is not None and isinstance(data, Adapted):
+            err.field = input_field(err.field, data.input_fields)
+        raise
+
+
+def _canonical_trace(
+    data: dict[str, Any], limits: TraceLimits, source: str | None
+) -> tuple[dict[str, Any], bytes]:
     if isinstance(data.get("id"), int) and not isinstance(data.get("id"), bool):
         data = {**data, "id": str(data["id"])}
     tid, version, prompt, system, raw_steps, final_answer, meta, own_source = _fields(data)
@@ -191,8 +238,10 @@ def canonical_trace(
     steps.sort(key=lambda s: s["i"])
     if tid is not None:
         tid = tid.strip()
-        if not tid or any(c in tid for c in "\n\r\t"):
-            raise RecordError("id must be non-empty and on one line", "id", "bad_id")
+        if not tid or _ID_CONTROL.search(tid):
+            raise RecordError(
+                "id must be non-empty, on one line, without control characters", "id", "bad_id"
+            )
     digest = _digest(system, prompt, [s["content"] for s in steps], final_answer)
     out = {
         "id": tid if tid is not None else digest.hex()[:24],

@@ -67,10 +67,19 @@ def latest_checkpoint(directory: Path) -> tuple[int | None, dict[str, Any]]:
     """(latest step, its custom metadata), or (None, {}) when there is none."""
     if not directory.is_dir():
         return None, {}
+    import jax
     import orbax.checkpoint as ocp
 
+    # read by one process alone: no barrier with the processes that do not read it
+    me = jax.process_index()
     mngr = ocp.CheckpointManager(
-        directory.resolve(), options=ocp.CheckpointManagerOptions(read_only=True)
+        directory.resolve(),
+        options=ocp.CheckpointManagerOptions(
+            read_only=True,
+            multiprocessing_options=ocp.options.MultiprocessingOptions(
+                primary_host=me, active_processes={me}
+            ),
+        ),
     )
     try:
         step = mngr.latest_step()
@@ -80,6 +89,17 @@ def latest_checkpoint(directory: Path) -> tuple[int | None, dict[str, Any]]:
         return step, dict(getattr(meta, "custom_metadata", None) or {})
     finally:
         mngr.close()
+
+
+def prune_checkpoints(directory: Path, keep: int) -> None:
+    """Delete the step folders beyond the newest `keep`, as orbax does after each save: a run
+    killed while orbax was deleting one leaves it half deleted, and a rerun with nothing left to
+    save would keep it."""
+    if not directory.is_dir():
+        return
+    steps = sorted((int(p.name), p) for p in directory.iterdir() if p.name.isdigit())
+    for _, path in steps[:-keep]:
+        shutil.rmtree(path)
 
 
 def set_aside_foreign_checkpoints(directory: Path, fingerprint: str) -> int | None:

@@ -7,12 +7,16 @@ and to the DVCLive `perf/` series.
 
 from __future__ import annotations
 
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 from tunixrt.jsonio import write_json
 
 DIGITS = 6
+LIVE = "live"
+REPORTS = ("metrics.json", "perf.json")
 
 
 def _round(x: Any) -> Any:
@@ -107,6 +111,36 @@ def training_metrics(
         out["eval_loss_last"] = eval_history[-1]["loss"]
     out.update(facts)
     return {k: _round(v) for k, v in sorted(out.items())}
+
+
+def clear_outputs(out_dir: Path) -> None:
+    """Remove a previous run's metrics.json, perf.json and live/, and what a killed run left of
+    its live/ (DVC removes the outs itself; `tunixrt run` relies on this), so that a run killed
+    before its end leaves no report that looks finished."""
+    for name in REPORTS:
+        (out_dir / name).unlink(missing_ok=True)
+    for path in [out_dir / LIVE, *out_dir.glob(f".{LIVE}.*.tmp")]:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def live_staging(out_dir: Path) -> Path:
+    """A folder beside live/ for DVCLive to write into while the run lasts (`publish_live` moves
+    it into place at the end): a killed run leaves no live/ with half the curve."""
+    staging = out_dir / f".{LIVE}.{os.getpid()}.tmp"
+    if staging.exists():
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    return staging
+
+
+def publish_live(staging: Path, out_dir: Path) -> None:
+    final = out_dir / LIVE
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(staging, final)
 
 
 def write_reports(out_dir: Path, metrics: dict[str, Any], perf: dict[str, Any]) -> None:

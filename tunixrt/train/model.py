@@ -22,7 +22,7 @@ from flax import nnx
 
 from tunixrt.errors import ConfigError
 from tunixrt.manifest.schema import LoraSection, ModelSection
-from tunixrt.paths import resolve
+from tunixrt.paths import confined
 from tunixrt.train import rng
 from tunixrt.train.runtime import use_mesh
 from tunixrt.train.tokenizer import Tokenizer
@@ -196,7 +196,7 @@ def checkpoint_dir(section: ModelSection, root: Path) -> Path | None:
                 "model.checkpoint_path"
             )
         return None
-    path = resolve(section.checkpoint_path, root)
+    path = confined(section.checkpoint_path, root, "model.checkpoint_path")
     if not path.is_dir():
         raise ConfigError(
             f"model.checkpoint_path: {section.checkpoint_path}: no such folder "

@@ -48,6 +48,7 @@ class ScheduleValues:
     def __init__(self, schedule: optax.Schedule, total_steps: int) -> None:
         self._values: list[float] = []
         self._done = False
+        self._stop = False
         self._error: BaseException | None = None
         self._ready = threading.Condition()
         self._total = total_steps
@@ -63,6 +64,8 @@ class ScheduleValues:
             # on the host: on an accelerator each value would queue behind the train steps
             with jax.default_device(jax.local_devices(backend="cpu")[0]):
                 for k in range(self._total):
+                    if self._stop:
+                        break
                     value = float(schedule(k))
                     with self._ready:
                         self._values.append(value)
@@ -80,3 +83,9 @@ class ScheduleValues:
             if len(self._values) <= k:
                 raise RuntimeError(f"no learning rate for update {k}") from self._error
             return self._values[k]
+
+    def close(self) -> None:
+        """Stop computing rates and wait for the thread: a daemon thread still inside JAX when
+        the interpreter exits aborts the process (a finished run would exit 134)."""
+        self._stop = True
+        self._thread.join()

@@ -9,17 +9,20 @@ from __future__ import annotations
 import math
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 from tunixrt.errors import ConfigError, DataError
-from tunixrt.manifest.load import verify_inputs
+from tunixrt.manifest.load import split_file, verify_inputs
 from tunixrt.manifest.schema import RunManifest
-from tunixrt.paths import CHECKPOINTS
+from tunixrt.paths import CHECKPOINTS, confined
 from tunixrt.train import runtime
-from tunixrt.train.checkpoints import run_fingerprint, set_aside_foreign_checkpoints
-
-LIVE = "live"
+from tunixrt.train.checkpoints import (
+    prune_checkpoints,
+    run_fingerprint,
+    set_aside_foreign_checkpoints,
+)
 
 
 def _log(msg: str) -> None:
@@ -29,14 +32,15 @@ def _log(msg: str) -> None:
 def _split_path(manifest: RunManifest, root: Path, split: str) -> Path:
     if split not in manifest.dataset.splits:
         raise DataError(f"run manifest: dataset.splits has no {split!r} split")
-    return root / manifest.dataset.splits[split].path
+    return split_file(manifest, root, split)
 
 
 def train(manifest: RunManifest, root: Path) -> dict[str, Any]:
     """Train as the manifest says, resuming from the last checkpoint a same-config run left.
 
     Writes under `root / manifest.output.output_dir`: `checkpoints/`, `metrics.json`,
-    `perf.json` and the DVCLive folder `live/`. Returns the content of metrics.json.
+    `perf.json` and the DVCLive folder `live/` (written as `.live.<pid>.tmp/` while the run
+    lasts, moved into place at its end, then metrics.json). Returns the content of metrics.json.
     """
     verify_inputs(manifest, root)
     runtime.configure_platform(manifest.runtime)
@@ -51,7 +55,15 @@ def train(manifest: RunManifest, root: Path) -> dict[str, Any]:
     from tunixrt.train.batches import BatchStream, plan_batches
     from tunixrt.train.examples import encode_records, read_export
     from tunixrt.train.inputs import make_model_input_fn
-    from tunixrt.train.metrics import LiveSeries, training_metrics, write_reports
+    from tunixrt.train.metrics import (
+        LIVE,
+        LiveSeries,
+        clear_outputs,
+        live_staging,
+        publish_live,
+        training_metrics,
+        write_reports,
+    )
     from tunixrt.train.model import apply_lora, build_model, checkpoint_dir
     from tunixrt.train.optimizer import ScheduleValues, make_optimizer, make_schedule
     from tunixrt.train.prefetch import Prefetcher
@@ -69,8 +81,10 @@ def train(manifest: RunManifest, root: Path) -> dict[str, Any]:
         )
     checkpoint_dir(manifest.model, root)  # a missing checkpoint is the first thing to report
     tokenizer = make_tokenizer(manifest.model.tokenizer, root)
-    out_dir = root / manifest.output.output_dir
+    out_dir = confined(manifest.output.output_dir, root, "output.output_dir")
     is_main = jax.process_index() == 0
+    if is_main:
+        clear_outputs(out_dir)
 
     t_tokenize = time.perf_counter()
     records = tqdm(
@@ -121,6 +135,7 @@ def train(manifest: RunManifest, root: Path) -> dict[str, Any]:
     ckpt_dir = (out_dir / CHECKPOINTS).resolve()
     if is_main:
         set_aside_foreign_checkpoints(ckpt_dir, fingerprint)
+        prune_checkpoints(ckpt_dir, t.keep_checkpoints)
     if jax.process_count() > 1:
         from jax.experimental import multihost_utils
 
@@ -137,12 +152,14 @@ def train(manifest: RunManifest, root: Path) -> dict[str, Any]:
         gradient_accumulation_steps=accum if accum > 1 else None,
         checkpoint_root_directory=str(ckpt_dir),
         checkpointing_options=ocp.CheckpointManagerOptions(
-            save_interval_steps=t.checkpoint_every_steps, max_to_keep=t.keep_checkpoints
+            save_interval_steps=t.checkpoint_every_steps,
+            max_to_keep=t.keep_checkpoints,
+            cleanup_tmp_directories=True,  # what a killed save left
         ),
         data_sharding_axis=("fsdp",),
         pbar_description="train",
         metrics_logging_options=peft_trainer.MetricsLoggerOptions(
-            log_dir=str(out_dir / LIVE),
+            log_dir=str(out_dir / LIVE),  # unused: the custom backend writes nowhere
             backend_kwargs={"custom_backend": [lambda: scalars]},
         ),
     )
@@ -173,7 +190,8 @@ def train(manifest: RunManifest, root: Path) -> dict[str, Any]:
             )
         return tokens, loss_tokens, slots
 
-    live = LiveSeries(out_dir / LIVE) if is_main else None
+    staging = live_staging(out_dir) if is_main else None
+    live = LiveSeries(staging) if staging else None
     if live is not None:
         rates = trainer.tokens_per_s + [0.0] * (len(trainer.history) - len(trainer.tokens_per_s))
         events = sorted(
@@ -186,10 +204,11 @@ def train(manifest: RunManifest, root: Path) -> dict[str, Any]:
                 live.log_step(r, rate)
             else:
                 live.log_eval(r)
+    learning_rates = ScheduleValues(make_schedule(t, total_steps), total_steps)
     logger = StepLogger(
         trainer_prefix=config.metrics_prefix,
         scalars=scalars,
-        learning_rate=ScheduleValues(make_schedule(t, total_steps), total_steps),
+        learning_rate=learning_rates,
         step_counts=step_counts,
         sink=live.log_step if live else lambda r, rate: None,
         eval_sink=live.log_eval if live else lambda r: None,
@@ -206,13 +225,14 @@ def train(manifest: RunManifest, root: Path) -> dict[str, Any]:
     batches = Prefetcher(
         stream.iter_from(start_step * accum), mesh, skip=start_step * accum, depth=2
     )
-    with runtime.use_mesh(mesh):
+    with runtime.use_mesh(mesh), closing(learning_rates):
         # also when nothing is left: Tunix then only runs the evaluation it owes the last step
         trainer.train(batches, eval_stream)
     t_end = time.perf_counter()
     train_seconds = t_end - t_train
-    if live is not None:
+    if live is not None and staging is not None:
         live.end()
+        publish_live(staging, out_dir)  # complete, before metrics.json says the run is
 
     history = trainer.history
     if len(history) != total_steps or [r["step"] for r in history] != list(

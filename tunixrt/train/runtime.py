@@ -8,6 +8,7 @@ import os
 import sys
 import warnings
 from collections.abc import Iterator
+from types import TracebackType
 from typing import TYPE_CHECKING
 
 from tunixrt.errors import ConfigError
@@ -47,6 +48,7 @@ def initialize_distributed(rt: RuntimeSection) -> None:
 
     On a TPU slice JAX finds the coordinator itself. Elsewhere (e.g. several CPU processes on
     one machine) set JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID.
+    When one process dies the others stop, non-zero, within runtime.heartbeat_timeout_seconds.
     """
     if not rt.multi_host:
         return
@@ -57,14 +59,60 @@ def initialize_distributed(rt: RuntimeSection) -> None:
     if rt.platform == "cpu":
         jax.config.update("jax_cpu_collectives_implementation", "gloo")
     env = os.environ
+    timeouts = dict(
+        initialization_timeout=rt.initialization_timeout_seconds,
+        heartbeat_timeout_seconds=rt.heartbeat_timeout_seconds,
+        shutdown_timeout_seconds=rt.shutdown_timeout_seconds,
+    )
     if all(k in env for k in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")):
         jax.distributed.initialize(
             coordinator_address=env["JAX_COORDINATOR_ADDRESS"],
             num_processes=int(env["JAX_NUM_PROCESSES"]),
             process_id=int(env["JAX_PROCESS_ID"]),
+            **timeouts,
         )
     else:
-        jax.distributed.initialize()
+        jax.distributed.initialize(**timeouts)
+    index, count = jax.process_index(), jax.process_count()
+    _say(
+        f"process {index} of {count}; if one dies, the others stop within "
+        f"runtime.heartbeat_timeout_seconds ({rt.heartbeat_timeout_seconds} s)"
+    )
+    if count > 1:
+        _exit_at_once_on_errors(index, count)
+
+
+def _say(msg: str) -> None:
+    print(f"runtime: {msg}", file=sys.stderr, flush=True)
+
+
+def _exit_at_once_on_errors(index: int, count: int) -> None:
+    """An error this process does not handle ends it at once (exit 1), with a line saying which
+    process stopped and why.
+
+    Without this the interpreter would first run JAX's shutdown, whose barrier waits
+    runtime.shutdown_timeout_seconds for processes that may be dead, and then abort. The usual
+    such error is a collective failing because a peer's socket closed: the peer died. A peer
+    that dies while this process waits elsewhere (e.g. at a checkpoint barrier) is caught by
+    JAX's heartbeat instead, which aborts this process after runtime.heartbeat_timeout_seconds
+    ("Terminating process because the JAX distributed service detected fatal errors ...").
+    """
+    previous = sys.excepthook
+
+    def hook(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
+        previous(kind, value, tb)
+        why = "the error above"
+        if "gloo" in str(value).lower():
+            why = "a collective failed (above): another process most likely died, see its log"
+        _say(
+            f"process {index} of {count} stops (exit 1): {why}. Rerunning all {count} processes "
+            "resumes training from its last complete checkpoint"
+        )
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+        os._exit(1)
+
+    sys.excepthook = hook
 
 
 def make_mesh(rt: RuntimeSection) -> jax.sharding.Mesh:

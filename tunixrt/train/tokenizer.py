@@ -14,7 +14,7 @@ from tunixrt.chat_templates import CHAT_TEMPLATES
 from tunixrt.errors import ConfigError
 from tunixrt.formats.gemma import END_OF_TURN, START_OF_TURN, TURN_MARKERS
 from tunixrt.manifest.schema import TokenizerSection
-from tunixrt.paths import resolve
+from tunixrt.paths import confined
 
 _MARKER_SPLIT = re.compile("(" + "|".join(map(re.escape, TURN_MARKERS)) + ")")
 
@@ -105,7 +105,7 @@ class SentencePieceTokenizer:
     def __init__(self, path: str | Path) -> None:
         import sentencepiece as spm
 
-        p = Path(path).expanduser()
+        p = Path(path)
         if not p.is_file():
             raise ConfigError(f"model.tokenizer.path: {path}: no such file (a tokenizer.model)")
         self._sp = spm.SentencePieceProcessor()
@@ -160,7 +160,7 @@ class HuggingFaceTokenizer:
     def __init__(self, path: str | Path, template: str) -> None:
         from tokenizers import Tokenizer as HFTokenizer
 
-        p = Path(path).expanduser()
+        p = Path(path)
         if not p.is_file():
             raise ConfigError(f"model.tokenizer.path: {path}: no such file (a tokenizer.json)")
         try:
@@ -227,12 +227,12 @@ class HuggingFaceTokenizer:
         return sorted({self.eos_id(), self._ids[self.template.end_of_turn]})
 
 
-def make_tokenizer(section: TokenizerSection, root: Path | None = None) -> Tokenizer:
-    """The tokenizer a manifest names; a relative path is taken from `root`."""
+def make_tokenizer(section: TokenizerSection, root: Path) -> Tokenizer:
+    """The tokenizer a manifest names; its file is taken from the pipeline root `root`."""
     if section.kind == "byte":
         return ByteTokenizer()
     assert section.path is not None  # the section validates this
-    path = resolve(section.path, root)
+    path = confined(section.path, root, "model.tokenizer.path")
     if section.kind == "huggingface":
         assert section.chat_template is not None  # the model section fills it from the family
         return HuggingFaceTokenizer(path, section.chat_template)
