@@ -59,6 +59,12 @@ def write_splits(
     return out
 
 
+def small_splits(root: Path) -> tuple[Path, dict[str, SplitFile]]:
+    """240 synthetic records as 200 train, 20 val and 20 test exports under `root`."""
+    recs = synthetic_records(SyntheticParams(n=240, seed=11))
+    return root, write_splits(root, {"train": recs[:200], "val": recs[200:220], "test": recs[220:]})
+
+
 def make_manifest(
     splits: dict[str, SplitFile],
     *,

@@ -17,10 +17,9 @@ import time
 from pathlib import Path
 
 import pytest
-from sample_data import make_manifest, synthetic_records, write_splits
+from sample_data import make_manifest, small_splits
 from test_train_run import CHILD, MODEL, REPO, fresh_root, training
 
-from tunixrt.ingest.synthetic import SyntheticParams
 from tunixrt.jsonio import read_json
 from tunixrt.manifest.schema import RunManifest, RuntimeSection
 
@@ -35,10 +34,7 @@ STOPPED = ("stops (exit 1)", "the JAX distributed service detected fatal errors"
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    root = tmp_path_factory.mktemp("data")
-    recs = synthetic_records(SyntheticParams(n=240, seed=11))
-    splits = write_splits(root, {"train": recs[:200], "val": recs[200:220], "test": recs[220:]})
-    return root, splits
+    return small_splits(tmp_path_factory.mktemp("data"))
 
 
 def launch(root: Path, manifest: RunManifest, cache: Path, tag: str) -> list[subprocess.Popen]:

@@ -14,10 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sample_data import make_manifest, synthetic_records, write_splits
+from sample_data import make_manifest, small_splits
 
 from tunixrt.errors import ConfigError
-from tunixrt.ingest.synthetic import SyntheticParams
 from tunixrt.jsonio import read_json
 from tunixrt.manifest.schema import (
     LoraSection,
@@ -65,10 +64,7 @@ def training(**kw: object) -> TrainingSection:
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    root = tmp_path_factory.mktemp("data")
-    recs = synthetic_records(SyntheticParams(n=240, seed=11))
-    splits = write_splits(root, {"train": recs[:200], "val": recs[200:220], "test": recs[220:]})
-    return root, splits
+    return small_splits(tmp_path_factory.mktemp("data"))
 
 
 def fresh_root(base: Path, data: tuple[Path, dict], name: str) -> Path:
