@@ -103,7 +103,7 @@ def test_init_then_dvc_repro_in_a_new_repository(venv: Path, tmp_path: Path) -> 
 
 
 def test_an_upgrade_reruns_exactly_the_stages_whose_code_changed(venv: Path, tmp_path: Path):
-    """After a complete run, an upgrade that changes dataset/keys.py (imported by dataset and
+    """After a complete run, an upgrade that changes dataset/keys.py (imported by dataset, rl and
     evaluate): `tunixrt status` names those stages, a stage run on the old dvc.yaml refuses, and
     after `tunixrt init --upgrade` `dvc repro` reruns exactly them."""
     repo = tmp_path / "r"
@@ -123,13 +123,13 @@ def test_an_upgrade_reruns_exactly_the_stages_whose_code_changed(venv: Path, tmp
     keys = Path(where.stdout.strip()).parent / "dataset" / "keys.py"
     keys.write_text(keys.read_text() + "\n# an upgrade\n")
     status = run(tunixrt, "status", "--no-devices", cwd=repo, venv=venv).stdout
-    assert "code changed since dvc.yaml was written: dataset, evaluate" in status
+    assert "code changed since dvc.yaml was written: dataset, evaluate, rl" in status
     refused = run(python, "-m", "dvc", "repro", "-f", "-s", "dataset", cwd=repo, venv=venv,
                   check=False)  # fmt: skip
     assert refused.returncode != 0 and "tunixrt init --upgrade" in refused.stderr + refused.stdout
 
     upgraded = run(tunixrt, "init", "--upgrade", cwd=repo, venv=venv)
-    assert "dvc.yaml (dataset, evaluate)" in upgraded.stderr
+    assert "dvc.yaml (dataset, rl, evaluate)" in upgraded.stderr
     rerun = run(python, "-m", "dvc", "repro", cwd=repo, venv=venv)
     ran = {ln.split("'")[1] for ln in rerun.stdout.splitlines() if ln.startswith("Running stage")}
-    assert ran == {"dataset", "evaluate"}, rerun.stdout
+    assert ran == {"dataset", "rl", "evaluate"}, rerun.stdout

@@ -19,6 +19,7 @@ from tunixrt.evaluate.config import EvalConfig
 from tunixrt.export.config import FormatConfig
 from tunixrt.ingest.config import FilesSource, SyntheticSource
 from tunixrt.manifest.schema import ModelSection, RuntimeSection, TrainingSection
+from tunixrt.rl.config import RLConfig
 from tunixrt.validation import invalid
 
 _SOURCE_KINDS = ("synthetic", "files")
@@ -40,6 +41,7 @@ class PipelineConfig(BaseModel):
     train: TrainingSection = Field(description="optimizer, schedule, batches, LoRA")
     runtime: RuntimeSection = Field(description="the device mesh (tunixrt/conf/runtime/)")
     eval: EvalConfig = Field(description="what evaluate scores (tunixrt/conf/eval/)")
+    rl: RLConfig = Field(description="GRPO after SFT, off by default (tunixrt/conf/rl/)")
 
 
 def _untagged(err: Mapping[str, Any]) -> dict[str, Any]:

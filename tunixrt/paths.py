@@ -30,6 +30,10 @@ TRAIN_DIR = Path("runs/train")
 CHECKPOINTS = "checkpoints"  # under the run manifest's output.output_dir
 TRAIN_METRICS = TRAIN_DIR / "metrics.json"
 
+RL_DIR = Path("runs/rl")  # GRPO after SFT: checkpoints/, live/, metrics.json, rollouts.jsonl
+RL_METRICS = RL_DIR / "metrics.json"
+RL_ROLLOUTS = RL_DIR / "rollouts.jsonl"
+
 EVAL_DIR = Path("runs/eval")
 PREDICTIONS = EVAL_DIR / "predictions.jsonl"
 EVAL_METRICS = EVAL_DIR / "metrics.json"

@@ -44,6 +44,8 @@ GITIGNORE = (
     "/data/",
     "/runs/train/perf.json",
     "/runs/train/checkpoints.aside/",
+    "/runs/rl/perf.json",
+    "/runs/rl/checkpoints.aside/",
     "/runs/experiments.html",
     "/dvc_plots/",
     "__pycache__/",
@@ -55,6 +57,13 @@ PLOTS: list[dict[str, Any]] = [
         "learning rate": {
             "x": "step",
             "y": {"runs/train/live/plots/metrics/train/learning_rate.tsv": "learning_rate"},
+        }
+    },
+    {"GRPO reward": {"x": "step", "y": {"runs/rl/live/plots/metrics/rl/reward.tsv": "reward"}}},
+    {
+        "GRPO held-out exact match": {
+            "x": "step",
+            "y": {"runs/rl/live/plots/metrics/eval/exact_match.tsv": "exact_match"},
         }
     },
 ]
@@ -81,7 +90,11 @@ def pipeline_yaml() -> str:
         "# Written by `tunixrt init` for the installed tunixrt; `tunixrt init --upgrade` rewrites\n"
         "# it after an upgrade (each cmd carries its stage's code digest).\n"
     )
-    body = {"stages": stages, "metrics": ["runs/train/perf.json"], "plots": PLOTS}
+    body = {
+        "stages": stages,
+        "metrics": ["runs/train/perf.json", "runs/rl/perf.json"],
+        "plots": PLOTS,
+    }
     return head + yaml.safe_dump(body, sort_keys=False, width=100)
 
 

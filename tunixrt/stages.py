@@ -25,6 +25,9 @@ from tunixrt.paths import (
     REJECTS,
     REPORT,
     REPORT_HTML,
+    RL_DIR,
+    RL_METRICS,
+    RL_ROLLOUTS,
     RUN_MANIFEST,
     SPLITS,
     TRACES,
@@ -88,6 +91,7 @@ STAGES: dict[str, StageSpec] = {
                 "format.reasoning_style",
                 "format.system_prompt",
                 "eval",  # validated before training; evaluate uses it
+                "rl",  # validated before training; the rl stage uses it
             ),
             "tunixrt.manifest.build:run",
             deps=(DATASET_MANIFEST.as_posix(), *(export_path(s).as_posix() for s in SPLITS)),
@@ -102,13 +106,30 @@ STAGES: dict[str, StageSpec] = {
             metrics=({TRAIN_METRICS.as_posix(): _NOT_CACHED},),
         ),
         StageSpec(
+            "rl",
+            ("rl",),
+            "tunixrt.rl.stage:run",
+            deps=(
+                RUN_MANIFEST.as_posix(),
+                *(export_path(s).as_posix() for s in SPLITS),
+                f"{TRAIN_DIR}/{CHECKPOINTS}",
+            ),
+            outs=(
+                {f"{RL_DIR}/{CHECKPOINTS}": {"persist": True}},
+                f"{RL_DIR}/live",
+                RL_ROLLOUTS.as_posix(),
+            ),
+            metrics=({RL_METRICS.as_posix(): _NOT_CACHED},),
+        ),
+        StageSpec(
             "evaluate",
-            ("eval",),
+            ("eval", "rl.enabled", "rl.lora"),
             "tunixrt.evaluate.stage:run",
             deps=(
                 RUN_MANIFEST.as_posix(),
                 *(export_path(s).as_posix() for s in SPLITS),
                 f"{TRAIN_DIR}/{CHECKPOINTS}",
+                f"{RL_DIR}/{CHECKPOINTS}",  # the GRPO model, when rl.enabled
                 "inputs",  # eval sets (eval.sets) live with the traces
             ),
             outs=(PREDICTIONS.as_posix(),),

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import jax
     from flax import nnx
 
+    from tunixrt.rl.config import RLConfig
     from tunixrt.train.tokenizer import Tokenizer
 
 PROMPT_BUCKET = 16  # prompt lengths are padded to a multiple of this: one compilation per bucket
@@ -154,21 +155,71 @@ def restore_trained(
 ) -> None:
     """Load the train stage's checkpoint (the last, or `step`) into `model`, in place: its
     adapters with LoRA, else every weight. A sampler built on `model` sees the new values."""
-    from tunix.sft.checkpoint_manager import CheckpointManager
-
     from tunixrt.paths import CHECKPOINTS
 
-    directory = (
-        confined(manifest.output.output_dir, root, "output.output_dir") / CHECKPOINTS
-    ).resolve()
+    directory = confined(manifest.output.output_dir, root, "output.output_dir") / CHECKPOINTS
+    _restore(
+        model,
+        manifest,
+        directory.resolve(),
+        mesh,
+        step=step,
+        stage="train",
+        only_lora=manifest.training.lora.enabled,
+    )
+
+
+def add_rl_lora(
+    model: nnx.Module, manifest: RunManifest, rl: RLConfig, mesh: jax.sharding.Mesh
+) -> nnx.Module:
+    """The SFT model with the rl stage's own LoRA adapters (`rl.lora`), as GRPO started."""
+    from tunixrt.manifest.schema import LORA_MODULES
+    from tunixrt.train.model import apply_lora
+
+    lora = rl.lora
+    if lora.module_path is None:
+        lora = lora.model_copy(update={"module_path": LORA_MODULES[manifest.model.family]})
+    return apply_lora(model, lora, mesh, seed=rl.seed)
+
+
+def restore_grpo(
+    model: nnx.Module, manifest: RunManifest, root: Path, mesh: jax.sharding.Mesh, rl: RLConfig
+) -> nnx.Module:
+    """The model after GRPO: the rl stage's last actor checkpoint loaded into `model` (the SFT
+    model), in place; with `rl.lora`, into a new model that has the rl adapters."""
+    from tunixrt.paths import CHECKPOINTS, RL_DIR
+
+    if rl.lora.enabled:
+        model = add_rl_lora(model, manifest, rl, mesh)
+    _restore(
+        model,
+        manifest,
+        (root / RL_DIR / CHECKPOINTS / "actor").resolve(),
+        mesh,
+        stage="rl",
+        only_lora=rl.lora.enabled or manifest.training.lora.enabled,
+    )
+    return model
+
+
+def _restore(
+    model: nnx.Module,
+    manifest: RunManifest,
+    directory: Path,
+    mesh: jax.sharding.Mesh,
+    *,
+    stage: str,
+    only_lora: bool,
+    step: int | None = None,
+) -> None:
+    from tunix.sft.checkpoint_manager import CheckpointManager
+
     mngr = CheckpointManager(str(directory))
     try:
         if mngr.latest_step() is None:
-            raise DataError(f"{directory}: no checkpoint; run the train stage first")
+            raise DataError(f"{directory}: no checkpoint; run the {stage} stage first")
         with runtime.use_mesh(mesh):
-            mngr.maybe_restore(
-                model, None, step=step, restore_only_lora_params=manifest.training.lora.enabled
-            )
+            mngr.maybe_restore(model, None, step=step, restore_only_lora_params=only_lora)
     finally:
         mngr.close()
 

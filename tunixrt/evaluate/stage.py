@@ -2,6 +2,7 @@
 
 Headline metrics (`before`, `after`, `delta`) cover the export splits in `eval.splits` (the
 held-out test split by default); each eval-item file in `eval.sets` is scored under `by_set`.
+With `rl.enabled`, the model after GRPO is scored too (`grpo`, and `delta_grpo` over `after`).
 A held-out problem whose prompt is also in the training split fails the stage; an eval-set item
 seen in training is left out and counted.
 """
@@ -30,9 +31,10 @@ from tunixrt.manifest.load import load_run_manifest, verify_inputs
 from tunixrt.manifest.schema import RunManifest
 from tunixrt.paths import EVAL_METRICS as METRICS
 from tunixrt.paths import PREDICTIONS
+from tunixrt.rl.config import RLConfig
 from tunixrt.validation import validate_config
 
-MODELS = ("before", "after")
+MODELS = ("before", "after", "grpo")  # base, after SFT, after GRPO (rl.enabled)
 
 
 def collect_problems(
@@ -105,10 +107,15 @@ def score_outputs(
 
 
 def metrics_of(rows: Sequence[dict[str, Any]], headline_sets: Sequence[str]) -> dict[str, Any]:
+    present = {r["model"] for r in rows}
     out: dict[str, Any] = {
-        m: summarize([r for r in rows if r["model"] == m], headline_sets) for m in MODELS
+        m: summarize([r for r in rows if r["model"] == m], headline_sets)
+        for m in MODELS
+        if m in present
     }
     out["delta"] = round(out["after"]["exact_match"] - out["before"]["exact_match"], 6)
+    if "grpo" in out:
+        out["delta_grpo"] = round(out["grpo"]["exact_match"] - out["after"]["exact_match"], 6)
     return out
 
 
@@ -125,10 +132,18 @@ def decode_batch_size(cfg: EvalConfig, platform: str) -> int:
     return cfg.batch_size or (CPU_DECODE_BATCH if platform == "cpu" else DEVICE_DECODE_BATCH)
 
 
-def evaluate(manifest: RunManifest, cfg: EvalConfig, root: Path) -> dict[str, Any]:
+def evaluate(
+    manifest: RunManifest, cfg: EvalConfig, root: Path, *, rl: RLConfig | None = None
+) -> dict[str, Any]:
     """Decode every problem with the model before training, then load the trained weights into
-    the same model (built once) and decode again."""
-    from tunixrt.evaluate.generate import GreedyGenerator, load_model, restore_trained
+    the same model (built once) and decode again; with `rl.enabled`, once more with the weights
+    GRPO left."""
+    from tunixrt.evaluate.generate import (
+        GreedyGenerator,
+        load_model,
+        restore_grpo,
+        restore_trained,
+    )
 
     verify_inputs(manifest, root)
     for out in (PREDICTIONS, METRICS):
@@ -151,6 +166,18 @@ def evaluate(manifest: RunManifest, cfg: EvalConfig, root: Path) -> dict[str, An
     rows = score_outputs(problems, generate(prompts), style, "before")
     restore_trained(model, manifest, root, mesh)  # the sampler reads the model's variables
     rows += score_outputs(problems, generate(prompts), style, "after")
+    if rl is not None and rl.enabled:
+        tuned = restore_grpo(model, manifest, root, mesh, rl)
+        if tuned is not model:  # rl.lora: a new model with the rl adapters, a new sampler
+            generate = GreedyGenerator(
+                tuned,
+                tokenizer,
+                max_new_tokens=max_new,
+                max_prompt_tokens=generate.max_prompt_tokens,
+                batch_size=generate.batch_size,
+                mesh=mesh,
+            )
+        rows += score_outputs(problems, generate(prompts), style, "grpo")
     rows.sort(key=lambda r: (r["set"], r["id"], MODELS.index(r["model"])))
     metrics = metrics_of(rows, cfg.splits)
     metrics["sets"] = info
@@ -167,11 +194,13 @@ def run(params: Mapping[str, Any], root: Path) -> None:
 
     require_training_extras()
     cfg = validate_config(EvalConfig, params.get("eval"), "eval")
+    rl = validate_config(RLConfig, params.get("rl", {}), "rl")  # absent: GRPO off
     manifest = load_run_manifest(root)
-    m = evaluate(manifest, cfg, root)
+    m = evaluate(manifest, cfg, root, rl=rl)
     b, a = m["before"], m["after"]
+    grpo = f", after GRPO {m['grpo']['exact_match']:.1%}" if "grpo" in m else ""
     print(
         f"evaluate: exact match on {a['n']} held-out problems: before {b['exact_match']:.1%}, "
-        f"after {a['exact_match']:.1%} (delta {m['delta']:+.1%}) -> {METRICS}",
+        f"after {a['exact_match']:.1%} (delta {m['delta']:+.1%}){grpo} -> {METRICS}",
         file=sys.stderr,
     )

@@ -32,6 +32,7 @@ from tunixrt.manifest.schema import (
 )
 from tunixrt.manifest.weights import weights_section
 from tunixrt.paths import DATASET_MANIFEST, RUN_MANIFEST, SPLITS, export_path
+from tunixrt.rl.config import RLConfig
 from tunixrt.validation import validate_config
 
 FROM_SCRATCH_LR = 1e-3  # above this, a learning rate is for training from random init
@@ -64,6 +65,17 @@ def build_run_manifest(params: Mapping[str, Any], root: Path) -> RunManifest:
     runtime = validate_config(RuntimeSection, params.get("runtime"), "runtime")
     spec = validate_config(FormatSpec, params.get("format"), "format")
     validate_config(EvalConfig, params.get("eval"), "eval")
+    rl = validate_config(RLConfig, params.get("rl", {}), "rl")  # absent: GRPO off
+    if rl.enabled and spec.name != "grpo":
+        raise ConfigError(
+            f"rl.enabled: GRPO samples from the grpo rendering of the train split, and "
+            f"format.name is {spec.name!r}; set format=grpo (experiment=grpo does)"
+        )
+    if rl.enabled and rl.lora.enabled and training.lora.enabled:
+        raise ConfigError(
+            "rl.lora.enabled: SFT trained LoRA adapters (train.lora.enabled), and GRPO goes on "
+            "training those; new adapters apply only after a full fine-tune"
+        )
     if not (root / DATASET_MANIFEST).is_file():
         raise DataError(f"{DATASET_MANIFEST}: not found; run the dataset stage first")
     ds = read_json(root / DATASET_MANIFEST)

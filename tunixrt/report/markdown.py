@@ -46,7 +46,13 @@ def render_report(root: Path) -> str:
         f"tokenizer {rm['model']['tokenizer']['kind']})",
         f"- training: {tm['steps']} steps, loss {tm['loss_first']:.4f} -> {tm['loss_last']:.4f}",
         f"- exact match on {after['n']} held-out problems: before {_pct(before['exact_match'])}, "
-        f"after {_pct(after['exact_match'])} (delta {100 * em['delta']:+.1f} points)",
+        f"after {_pct(after['exact_match'])} (delta {100 * em['delta']:+.1f} points)"
+        + (
+            f", after GRPO {_pct(em['grpo']['exact_match'])} "
+            f"({100 * em['delta_grpo']:+.1f} points over SFT)"
+            if "grpo" in em
+            else ""
+        ),
         "",
         "Next:",
         "",

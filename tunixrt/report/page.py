@@ -129,22 +129,29 @@ def _lineage(rm: Mapping[str, Any], tm: Mapping[str, Any]) -> str:
 
 def _evaluation(em: Mapping[str, Any]) -> str:
     b, a = em["before"], em["after"]
+    models = [("before", b), ("after", a)] + ([("after GRPO", em["grpo"])] if "grpo" in em else [])
+    grpo = (
+        f", after GRPO <b>{_pct(em['grpo']['exact_match'])}</b> "
+        f"({100 * em['delta_grpo']:+.1f} points over SFT)"
+        if "grpo" in em
+        else ""
+    )
     out = [
         f"<p>Exact match on {a['n']} held-out problems: before {_pct(b['exact_match'])}, "
-        f"after <b>{_pct(a['exact_match'])}</b> (delta {100 * em['delta']:+.1f} points).</p>"
+        f"after <b>{_pct(a['exact_match'])}</b> (delta {100 * em['delta']:+.1f} points)"
+        f"{grpo}.</p>"
     ]
     for key, label in (("by_category", "category"), ("by_set", "eval set")):
-        names = sorted(set(b[key]) | set(a[key]))
+        names = sorted(set().union(*(m[key] for _, m in models)))
         rows = [
             (
                 escape(n),
                 a[key].get(n, {}).get("n", 0),
-                _pct(b[key].get(n, {}).get("exact_match")),
-                _pct(a[key].get(n, {}).get("exact_match")),
+                *(_pct(m[key].get(n, {}).get("exact_match")) for _, m in models),
             )
             for n in names
         ]
-        out.append(_table((label, "n", "before", "after"), rows))
+        out.append(_table((label, "n", *(name for name, _ in models)), rows))
     return "".join(out)
 
 

@@ -16,6 +16,8 @@ from tunixrt.evaluate.scoring import exact_match
 from tunixrt.formats import parse_answer
 
 RewardFn = Callable[..., list[float]]
+# what one training call scored: completions, expected answers, and each one's two terms
+ScoredHook = Callable[[Sequence[str], Sequence[str], list[bool], list[bool]], None]
 
 
 class RewardWeights(BaseModel):
@@ -37,16 +39,26 @@ def completion_reward(style: str, completion: str, expected: str, w: RewardWeigh
     )
 
 
-def reward_functions(style: str, weights: RewardWeights) -> list[RewardFn]:
-    """Tunix reward functions for completions written in reasoning `style`."""
+def reward_functions(
+    style: str, weights: RewardWeights, on_scored: ScoredHook | None = None
+) -> list[RewardFn]:
+    """Tunix reward functions for completions written in reasoning `style`; `on_scored` sees
+    every training rollout batch once, with both terms of each completion."""
 
     def answer_correct(
-        prompts: Sequence[str], completions: Sequence[str], answer: Sequence[str], **_: Any
+        prompts: Sequence[str],
+        completions: Sequence[str],
+        answer: Sequence[str],
+        mode: object = "train",
+        **_: Any,
     ) -> list[float]:
-        return [
-            weights.correct if exact_match(parse_answer(style, c), a) else 0.0
-            for c, a in zip(completions, answer, strict=True)
-        ]
+        parsed = [parse_answer(style, c) for c in completions]
+        correct = [exact_match(p, str(a)) for p, a in zip(parsed, answer, strict=True)]
+        if on_scored is not None and str(mode) == "train":  # Tunix passes its Mode enum
+            on_scored(
+                completions, [str(a) for a in answer], correct, [p is not None for p in parsed]
+            )
+        return [weights.correct if ok else 0.0 for ok in correct]
 
     def answer_format(prompts: Sequence[str], completions: Sequence[str], **_: Any) -> list[float]:
         return [

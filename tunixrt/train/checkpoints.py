@@ -20,9 +20,7 @@ from typing import Any
 import orjson
 
 from tunixrt.manifest.schema import RunManifest
-from tunixrt.paths import CHECKPOINTS
 
-ASIDE = f"{CHECKPOINTS}.aside"
 ASIDE_KEEP = 3
 # Training fields that change no number of the run: when to save, how many to keep, when to
 # measure the val loss. A change to them resumes.
@@ -102,30 +100,34 @@ def prune_checkpoints(directory: Path, keep: int) -> None:
         shutil.rmtree(path)
 
 
-def set_aside_foreign_checkpoints(directory: Path, fingerprint: str) -> int | None:
-    """Move checkpoints another configuration wrote out of the way; the step to resume from."""
+def set_aside_foreign_checkpoints(
+    directory: Path, fingerprint: str, *, move: Path | None = None, stage: str = "train"
+) -> int | None:
+    """Move checkpoints another configuration wrote out of the way; the step to resume from.
+    `move`: the folder to move (or remove) with them, when `directory` lies inside it."""
     step, meta = latest_checkpoint(directory)
     if step is not None and meta.get("fingerprint") == fingerprint:
         return step
-    if not directory.exists():
+    target = move or directory
+    if not target.exists():
         return None
     if step is None:  # nothing resumable in it (an empty or interrupted folder)
-        shutil.rmtree(directory)
+        shutil.rmtree(target)
         return None
-    aside = directory.parent / ASIDE
+    aside = target.parent / f"{target.name}.aside"
     label = f"{str(meta.get('fingerprint') or 'unknown')[:16]}-step{step}"
     dest, k = aside / label, 1
     while dest.exists():  # the same configuration set aside before: keep both
         k += 1
         dest = aside / f"{label}-{k}"
     aside.mkdir(parents=True, exist_ok=True)
-    directory.rename(dest)
+    target.rename(dest)
     dest.touch()  # its mtime orders the ones kept
     kept = sorted(aside.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
     for old in kept[ASIDE_KEEP:]:
         shutil.rmtree(old, ignore_errors=True)
     print(
-        f"train: the checkpoints in {directory} (step {step}) belong to another configuration; "
+        f"{stage}: the checkpoints in {target} (step {step}) belong to another configuration; "
         f"moved to {dest} (the newest {ASIDE_KEEP} are kept in {aside})",
         file=sys.stderr,
         flush=True,

@@ -23,6 +23,20 @@ def _round(x: Any) -> Any:
     return round(float(x), DIGITS) if isinstance(x, float) else x
 
 
+def open_live(directory: Path) -> Any:
+    """A DVCLive `Live` that never creates DVC experiments, nor writes dvc.yaml or a report."""
+    from dvclive import Live
+
+    return Live(
+        str(directory),
+        resume=False,
+        save_dvc_exp=False,
+        monitor_system=False,
+        dvcyaml=None,
+        report=None,
+    )
+
+
 class LiveSeries:
     """DVCLive, configured never to create DVC experiments, nor write dvc.yaml or timestamps.
 
@@ -35,16 +49,7 @@ class LiveSeries:
     """
 
     def __init__(self, directory: Path) -> None:
-        from dvclive import Live
-
-        self._live = Live(
-            str(directory),
-            resume=False,
-            save_dvc_exp=False,
-            monitor_system=False,
-            dvcyaml=None,
-            report=None,
-        )
+        self._live = open_live(directory)
         self._tokens = 0
         self._rows: dict[str, list[tuple[int, Any]]] = {}
 

@@ -5,10 +5,11 @@ Everything is checked on a fresh clone of the committed HEAD (uncommitted change
 2. `dvc repro` from nothing, then `dvc status` is clean.
 3. Every data-stage out (ingest, dataset, export, manifest) has the md5 the committed dvc.lock
    records, and the lock's deps and params match what the clone computed (else it is stale).
-4. The data stages, forced to run again in the clone, write the same bytes (no timestamps).
-5. Train and evaluate (unless --data-only): run again, their deterministic outs are identical; their
-   metrics agree with the committed ones within `--rel-tol` (XLA on another CPU may round
-   differently, so bytes are not compared across machines).
+4. The data stages, forced to run again in the clone, write the same bytes (no timestamps); the
+   rl stage, when rl.enabled is false, writes the outs the lock records.
+5. Train, rl and evaluate (unless --data-only): run again, their deterministic outs are
+   identical; their metrics agree with the committed ones within `--rel-tol` (XLA on another
+   CPU may round differently, so bytes are not compared across machines).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import yaml
 from tunixrt.compose import PARAMS_FILE, write_params
 
 DATA_STAGES = ("ingest", "dataset", "export", "manifest")
-MODEL_STAGES = ("train", "evaluate")
+MODEL_STAGES = ("train", "rl", "evaluate")
 LOCK = "dvc.lock"
 
 
@@ -137,6 +138,22 @@ def compare_locks(
         )
 
 
+def check_rl_off(committed: dict[str, Any], fresh: dict[str, Any], report: Report) -> None:
+    """With rl.enabled false the rl stage writes the same few bytes on any machine: its outs
+    must be the committed ones (its deps hold the SFT weights, which XLA may round otherwise)."""
+    old, new = committed["stages"].get("rl"), fresh["stages"].get("rl")
+    if new is None or (new.get("params") or {}).get("params.yaml", {}).get("rl", {}).get("enabled"):
+        return
+    differ = [
+        p for p, m in _entries(new, "outs").items() if _entries(old or {}, "outs").get(p) != m
+    ]
+    report.check(
+        not differ,
+        "rl (rl.enabled false): outs have the md5 the committed dvc.lock records",
+        f"{', '.join(differ)} differ: the disabled rl stage must write the same bytes everywhere",
+    )
+
+
 def _out_md5s(lock: dict[str, Any], stages: list[str]) -> dict[str, str | None]:
     return {p: m for s in stages for p, m in _entries(lock["stages"][s], "outs").items()}
 
@@ -201,6 +218,7 @@ def verify(
         data = _stages_in(fresh, DATA_STAGES)
         compare_locks(committed, fresh, data, report)
         check_repeat(clone, data, report, "data stages")
+        check_rl_off(committed, fresh, report)
         model = [] if data_only else _stages_in(fresh, MODEL_STAGES)
         if model:
             from tunixrt.verify.model import check_model_stages

@@ -24,13 +24,13 @@ from typing import Any
 import orjson
 
 from tunixrt.paths import CHECKPOINTS as CHECKPOINT_DIR
-from tunixrt.paths import EVAL_METRICS, PREDICTIONS, TRAIN_DIR, TRAIN_METRICS
+from tunixrt.paths import EVAL_METRICS, PREDICTIONS, RL_METRICS, TRAIN_DIR, TRAIN_METRICS
 
-METRICS = (TRAIN_METRICS.as_posix(), EVAL_METRICS.as_posix())
+METRICS = (TRAIN_METRICS.as_posix(), RL_METRICS.as_posix(), EVAL_METRICS.as_posix())
 SAME_BYTES = (*METRICS, PREDICTIONS.as_posix())
 CHECKPOINTS = TRAIN_DIR / CHECKPOINT_DIR
 ABS_TOL = 0.01
-RATES = ("exact_match", "delta")
+RATES = ("exact_match", "delta", "delta_grpo")
 RATE_POINTS = 0.03
 RATE_PROBLEMS = 2
 

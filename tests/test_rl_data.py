@@ -1,0 +1,65 @@
+"""GRPO's prompts: the grpo export read strictly, a seeded order that covers every prompt, and
+rl.enabled refused before training when the exports are in another format."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import orjson
+import pytest
+from conftest import make_pipeline, tunixrt
+
+from tunixrt.errors import DataError
+from tunixrt.formats import FormatSpec, render_record
+from tunixrt.ingest.synthetic import SyntheticParams, generate
+from tunixrt.rl.data import batches, prompt_order, read_prompts
+from tunixrt.traces import TraceLimits, canonical_trace
+
+
+def _export(path: Path, name: str, n: int = 12) -> Path:
+    traces = [canonical_trace(r, TraceLimits())[0] for r in generate(SyntheticParams(n=n, seed=3))]
+    spec = FormatSpec(name=name)
+    path.write_bytes(b"".join(orjson.dumps(render_record(t, spec)) + b"\n" for t in traces))
+    return path
+
+
+def test_prompts_are_the_grpo_columns(tmp_path: Path) -> None:
+    prompts = read_prompts(_export(tmp_path / "train.jsonl", "grpo"))
+    assert len(prompts) == 12
+    assert all(p.prompts.endswith("<start_of_turn>model\n") and p.answer for p in prompts)
+
+
+def test_another_format_is_refused_naming_file_line_and_field(tmp_path: Path) -> None:
+    path = _export(tmp_path / "train.jsonl", "tunix_sft")
+    with pytest.raises(DataError, match=r"train\.jsonl:1: prompts: a grpo record needs"):
+        read_prompts(path)
+
+
+def test_each_epoch_is_a_permutation_and_the_order_is_a_function_of_the_seed() -> None:
+    order = prompt_order(10, steps=7, batch_size=4, seed=(1, 2))
+    flat = [i for b in order for i in b]
+    assert len(order) == 7 and all(len(b) == 4 for b in order)
+    assert sorted(flat[:10]) == list(range(10)) and sorted(flat[10:20]) == list(range(10))
+    assert order == prompt_order(10, steps=7, batch_size=4, seed=(1, 2))
+    assert order != prompt_order(10, steps=7, batch_size=4, seed=(1, 3))
+    # a longer run starts with the shorter one's batches: resume and max_steps agree
+    assert prompt_order(10, steps=9, batch_size=4, seed=(1, 2))[:7] == order
+
+
+def test_batches_are_numpy_columns(tmp_path: Path) -> None:
+    prompts = read_prompts(_export(tmp_path / "train.jsonl", "grpo"))
+    [b] = list(batches(prompts, [[3, 1]]))
+    assert b["prompts"].shape == (2,) and list(b["answer"]) == [
+        prompts[3].answer,
+        prompts[1].answer,
+    ]
+
+
+def test_rl_enabled_needs_the_grpo_format_and_says_so_before_training(tmp_path: Path) -> None:
+    root = make_pipeline(tmp_path / "p", git=False)
+    for stage in ("ingest", "dataset", "export"):
+        tunixrt("run", stage, "experiment=smoke", cwd=root)
+    proc = tunixrt("run", "manifest", "experiment=smoke", "rl.enabled=true", cwd=root, check=False)
+    assert proc.returncode == 2
+    assert "rl.enabled" in proc.stderr and "format=grpo" in proc.stderr
+    assert "Traceback" not in proc.stderr

@@ -1,0 +1,112 @@
+"""The rl stage on the smoke preset: GRPO steps on the SFT checkpoint, rewards scored by the same
+parser evaluate uses, a resume after SIGKILL that ends as an uninterrupted run, and
+`rl.enabled=false` leaving the pipeline's dvc.lock exactly as it was."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+from conftest import BIN, env, iter_jsonl, make_pipeline, sh, tunixrt
+
+from tunixrt.evaluate.problems import Problem
+from tunixrt.evaluate.stage import score_outputs
+from tunixrt.verify.model import checkpoint_digest
+
+pytestmark = pytest.mark.e2e
+
+BASE = ["experiment=smoke", "format=grpo", "train.max_steps=150"]  # answers parse, few are right
+RL = [
+    "rl.enabled=true",
+    "rl.max_steps=4",
+    "rl.batch_size=4",
+    "rl.num_generations=4",
+    "rl.checkpoint_every_steps=2",
+    "rl.eval_every_steps=2",
+    "rl.eval_problems=8",
+]
+RL_OUTS = ["runs/rl/metrics.json", "runs/rl/rollouts.jsonl"]
+
+
+def _outs(root: Path) -> dict[str, object]:
+    out: dict[str, object] = {p: (root / p).read_bytes() for p in RL_OUTS}
+    out["live"] = sorted(
+        (p.relative_to(root).as_posix(), p.read_bytes())
+        for p in (root / "runs/rl/live").rglob("*")
+        if p.is_file()
+    )
+    out["weights"] = checkpoint_digest(root / "runs/rl/checkpoints/actor")
+    return out
+
+
+def _killed_after_checkpoint(root: Path, step: int) -> None:
+    """The rl stage as DVC runs it, SIGKILLed once the checkpoint of `step` is committed."""
+    proc = subprocess.Popen(
+        [str(BIN / "python"), "-m", "stages.rl"],
+        cwd=root,
+        env=env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    done = root / "runs/rl/checkpoints/actor" / str(step) / "_CHECKPOINT_METADATA"
+    deadline = time.monotonic() + 300
+    while not done.is_file() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it was killed"
+    assert done.is_file(), "no checkpoint in time"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (root / "runs/rl/metrics.json").exists()
+
+
+def test_grpo_on_the_smoke_preset(tmp_path: Path) -> None:
+    root = make_pipeline(tmp_path / "p")
+    tunixrt("compose", *BASE, cwd=root)
+    sh("dvc", "repro", cwd=root)
+    lock_without_rl = (root / "dvc.lock").read_bytes()
+    assert orjson.loads((root / "runs/rl/metrics.json").read_bytes()) == {"enabled": False}
+    assert "grpo" not in orjson.loads((root / "runs/eval/metrics.json").read_bytes())
+
+    # GRPO after SFT, through DVC: evaluate then scores three models
+    tunixrt("compose", *BASE, *RL, cwd=root)
+    sh("dvc", "repro", cwd=root)
+    metrics = orjson.loads((root / "runs/rl/metrics.json").read_bytes())
+    assert metrics["enabled"] is True and metrics["steps"] == 4
+    assert sorted(metrics["heldout_exact_match"], key=int) == ["0", "2", "4"]
+    evaluated = orjson.loads((root / "runs/eval/metrics.json").read_bytes())
+    assert {"before", "after", "grpo", "delta_grpo"} <= set(evaluated)
+    assert "after GRPO" in (root / "runs/report.md").read_text()
+
+    # every reward is the one evaluate's scoring gives the completion
+    rows = list(iter_jsonl(root / "runs/rl/rollouts.jsonl"))
+    assert len(rows) == 4 * 4 * 4
+    style = "numbered"
+    for r in rows:
+        problem = Problem("train", r["id"], "", r["expected"], "-", None)
+        [scored] = score_outputs([problem], [r["completion"]], style, "grpo")
+        assert r["correct"] == scored["correct"]
+        assert r["formatted"] == (scored["parsed"] is not None)
+        assert r["reward"] == pytest.approx(1.0 * r["correct"] + 0.1 * r["formatted"])
+    assert any(r["formatted"] for r in rows), "no completion parsed: the check above is vacuous"
+    reward_mean = sum(r["reward"] for r in rows) / len(rows)
+    steps_mean = metrics["reward_first10_mean"]  # 4 steps: the mean of the 4 step means
+    assert steps_mean == pytest.approx(reward_mean, abs=1e-6)
+
+    # SIGKILL after the step-2 checkpoint, run again: the same outs as the uninterrupted run
+    uninterrupted = _outs(root)
+    sh("rm", "-rf", "runs/rl", cwd=root)
+    _killed_after_checkpoint(root, 2)
+    resumed = sh(str(BIN / "python"), "-m", "stages.rl", cwd=root)
+    assert "resuming from checkpoint step 2 of 4" in resumed.stderr
+    assert _outs(root) == uninterrupted
+
+    # rl off again: the lock is byte for byte what it was before GRPO ever ran
+    tunixrt("compose", *BASE, "rl.enabled=false", cwd=root)
+    sh("dvc", "repro", cwd=root)
+    assert (root / "dvc.lock").read_bytes() == lock_without_rl
+    assert any((root / "runs/rl/checkpoints.aside").iterdir())  # the GRPO run is kept aside
