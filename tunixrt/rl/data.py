@@ -22,6 +22,7 @@ class Prompt(BaseModel):
     id: str = Field(description="the trace id")
     prompts: str = Field(description="the prompt templated up to the model's turn")
     answer: str = Field(description="the trace's final answer")
+    completion: str = Field("", description="the reference completion (sizes the rollouts)")
 
 
 def read_prompts(path: Path) -> list[Prompt]:
@@ -38,7 +39,15 @@ def read_prompts(path: Path) -> list[Prompt]:
                     f"{path}:{lineno}: {key}: a grpo record needs a string {key!r} "
                     "(export with format=grpo)"
                 )
-        out.append(Prompt(id=rec["id"], prompts=rec["prompts"], answer=rec["answer"]))
+        completion = rec.get("completion")
+        out.append(
+            Prompt(
+                id=rec["id"],
+                prompts=rec["prompts"],
+                answer=rec["answer"],
+                completion=completion if isinstance(completion, str) else "",
+            )
+        )
     if not out:
         raise DataError(f"{path}: no record to sample prompts from")
     return out

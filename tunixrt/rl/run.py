@@ -20,7 +20,7 @@ from typing import Any
 import orjson
 
 from tunixrt.errors import ConfigError, DataError
-from tunixrt.jsonio import atomic_writer, dumps_line, iter_lines
+from tunixrt.jsonio import atomic_writer, dumps_line
 from tunixrt.manifest.load import split_file, verify_inputs
 from tunixrt.manifest.schema import RunManifest
 from tunixrt.paths import CHECKPOINTS, RL_DIR, RL_ROLLOUTS, confined
@@ -140,12 +140,7 @@ def grpo(manifest: RunManifest, cfg: RLConfig, root: Path) -> dict[str, Any]:
         model = add_rl_lora(model, manifest, cfg, mesh)
     prompt_tokens = max(len(tokenizer.encode(p.prompts)) + 1 for p in prompts)
     max_prompt = _round_up(prompt_tokens, PROMPT_BUCKET)
-    completions = [
-        orjson.loads(line).get("completion", "")
-        for _, line in iter_lines(train_path)
-        if line.strip()
-    ]
-    max_new = cfg.max_new_tokens or max(len(tokenizer.encode(c)) for c in completions) + 8
+    max_new = cfg.max_new_tokens or max(len(tokenizer.encode(p.completion)) for p in prompts) + 8
     if cfg.batch_size % mesh.shape["fsdp"]:
         raise ConfigError(
             f"rl.batch_size: {cfg.batch_size} must be a multiple of the mesh's fsdp size "
