@@ -3,6 +3,7 @@ rl.enabled refused before training when the exports are in another format."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import orjson
@@ -63,3 +64,20 @@ def test_rl_enabled_needs_the_grpo_format_and_says_so_before_training(tmp_path: 
     assert proc.returncode == 2
     assert "rl.enabled" in proc.stderr and "format=grpo" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_the_learning_rate_warms_up_then_holds_or_decays_to_zero() -> None:
+    from tunixrt.rl.config import RLConfig
+    from tunixrt.rl.run import lr_schedule
+
+    cfg = RLConfig(learning_rate=1e-3, warmup_steps=4, max_steps=20)
+    constant = lr_schedule(cfg)
+    assert [float(constant(c)) for c in (0, 1, 3, 19)] == pytest.approx([2.5e-4, 5e-4, 1e-3, 1e-3])
+    cosine = lr_schedule(cfg.model_copy(update={"lr_schedule": "cosine"}))
+    after_warmup = [float(cosine(c)) for c in range(3, 21)]
+    assert after_warmup[0] == pytest.approx(1e-3)
+    assert float(cosine(12)) == pytest.approx(5e-4)  # half way through the decay
+    assert after_warmup[-1] == pytest.approx(0.0, abs=1e-12)
+    assert all(a > b for a, b in itertools.pairwise(after_warmup[1:]))
+    no_warmup = lr_schedule(cfg.model_copy(update={"warmup_steps": 0, "lr_schedule": "cosine"}))
+    assert float(no_warmup(0)) == pytest.approx(1e-3)

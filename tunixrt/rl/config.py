@@ -29,6 +29,9 @@ class RLConfig(BaseModel):
     )
     learning_rate: float = Field(3e-5, gt=0, le=1, description="AdamW, constant after warm-up")
     warmup_steps: int = Field(5, ge=0, description="linear warm-up from 0")
+    lr_schedule: Literal["constant", "cosine"] = Field(
+        "constant", description="after the warm-up: constant, or a cosine decay to 0 at max_steps"
+    )
     max_grad_norm: float | None = Field(
         1.0, gt=0, description="clip the gradient's norm; null: off"
     )

@@ -14,6 +14,7 @@ import functools
 import hashlib
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,24 @@ def _round_up(n: int, k: int) -> int:
     return -(-n // k) * k
 
 
+def lr_schedule(cfg: RLConfig) -> Callable[[Any], Any]:
+    """The learning rate of optimizer update `count` (from 0): a linear warm-up, then constant or
+    a cosine decay that reaches 0 at `max_steps`."""
+    import jax.numpy as jnp
+
+    def learning_rate(count: Any) -> Any:
+        lr = cfg.learning_rate
+        if cfg.warmup_steps:
+            lr = lr * jnp.minimum(1.0, (count + 1) / cfg.warmup_steps)
+        if cfg.lr_schedule == "cosine":
+            span = max(1, cfg.max_steps - cfg.warmup_steps)
+            done = jnp.clip((count - cfg.warmup_steps) / span, 0.0, 1.0)
+            lr = lr * 0.5 * (1.0 + jnp.cos(jnp.pi * done))
+        return lr
+
+    return learning_rate
+
+
 def grpo(manifest: RunManifest, cfg: RLConfig, root: Path) -> dict[str, Any]:
     """Run GRPO as `cfg` says; writes runs/rl/{checkpoints/, live/, rollouts.jsonl,
     metrics.json, perf.json} and returns metrics.json's content."""
@@ -74,7 +93,6 @@ def grpo(manifest: RunManifest, cfg: RLConfig, root: Path) -> dict[str, Any]:
     t_setup = time.perf_counter()
 
     import jax
-    import jax.numpy as jnp
     import optax
     import orbax.checkpoint as ocp
     from flax import nnx
@@ -180,11 +198,7 @@ def grpo(manifest: RunManifest, cfg: RLConfig, root: Path) -> dict[str, Any]:
                 )
 
     # ---- Tunix: cluster, learner
-    def learning_rate(count: Any) -> Any:  # of optimizer update `count`, from 0
-        if not cfg.warmup_steps:
-            return cfg.learning_rate
-        return cfg.learning_rate * jnp.minimum(1.0, (count + 1) / cfg.warmup_steps)
-
+    learning_rate = lr_schedule(cfg)
     adamw = optax.adamw(learning_rate, weight_decay=0.0)
     optimizer = (
         optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), adamw)
