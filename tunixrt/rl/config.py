@@ -27,7 +27,9 @@ class RLConfig(BaseModel):
     num_generations: int = Field(
         4, ge=2, le=256, description="completions sampled per prompt (the GRPO group)"
     )
-    learning_rate: float = Field(3e-5, gt=0, le=1, description="AdamW, constant after warm-up")
+    learning_rate: float = Field(
+        3e-5, gt=0, le=1, description="AdamW's peak rate, after the warm-up"
+    )
     warmup_steps: int = Field(5, ge=0, description="linear warm-up from 0")
     lr_schedule: Literal["constant", "cosine"] = Field(
         "constant", description="after the warm-up: constant, or a cosine decay to 0 at max_steps"
