@@ -81,3 +81,22 @@ def test_the_learning_rate_warms_up_then_holds_or_decays_to_zero() -> None:
     assert all(a > b for a, b in itertools.pairwise(after_warmup[1:]))
     no_warmup = lr_schedule(cfg.model_copy(update={"warmup_steps": 0, "lr_schedule": "cosine"}))
     assert float(no_warmup(0)) == pytest.approx(1e-3)
+
+
+def test_the_update_reads_the_mixed_groups_padded_to_a_power_of_two() -> None:
+    from tunixrt.rl.learner import mixed_groups, padded_group_count, update_rows
+
+    # 5 groups of 4: groups 1 and 3 have differing rewards
+    rewards = [1, 1, 1, 1, 1, 0, 1, 1, 0, 0, 0, 0, 0.1, 1.1, 1.1, 1.1, 1, 1, 1, 1]
+    assert list(mixed_groups(rewards, 4)) == [1, 3]
+    rows, live = update_rows(rewards, 4)
+    assert list(rows) == [4, 5, 6, 7, 12, 13, 14, 15] and live.all()
+    rows, live = update_rows([*rewards[:12], *[1] * 8], 4)  # one mixed group: no padding
+    assert list(rows) == [4, 5, 6, 7] and live.all()
+    rows, live = update_rows([1.0] * 20, 4)  # none: one empty group keeps the step's update
+    assert list(rows) == [0, 1, 2, 3] and not live.any()
+    rows, live = update_rows([*rewards[:16], 0, 1, 0, 1], 4)  # 3 mixed -> 4 groups, 1 empty
+    assert list(rows[:12]) == [4, 5, 6, 7, 12, 13, 14, 15, 16, 17, 18, 19]
+    assert list(rows[12:]) == [0, 1, 2, 3] and list(live) == [True] * 12 + [False] * 4
+    assert [padded_group_count(k, 16) for k in (0, 1, 2, 3, 5, 9, 16)] == [1, 1, 2, 4, 8, 16, 16]
+    assert [padded_group_count(k, 12, multiple=4) for k in (1, 3, 5, 9)] == [4, 4, 8, 12]

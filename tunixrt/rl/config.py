@@ -47,6 +47,12 @@ class RLConfig(BaseModel):
     temperature: float = Field(1.0, gt=0, le=10, description="sampling temperature of rollouts")
     top_p: float | None = Field(1.0, gt=0, le=1, description="nucleus sampling; null: off")
     top_k: int | None = Field(None, ge=1, description="top-k sampling; null: off")
+    update_mixed_groups_only: bool = Field(
+        True,
+        description="the actor update reads only the groups whose rewards differ (the others "
+        "have advantage 0): the same policy gradient in less time; the KL term then covers the "
+        "groups it reads",
+    )
     max_new_tokens: int | None = Field(
         None, ge=1, description="rollout length; null: the longest train completion + 8 tokens"
     )

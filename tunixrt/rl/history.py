@@ -15,7 +15,16 @@ ACTOR_SCALARS = {
     "kl": "actor/train/kl",
     "grad_norm": "actor/train/grad_norm",
 }
-SERIES = ("reward", "correct", "formatted", "completion_tokens", "kl", "loss", "grad_norm")
+SERIES = (
+    "reward",
+    "correct",
+    "formatted",
+    "completion_tokens",
+    "mixed_groups",
+    "kl",
+    "loss",
+    "grad_norm",
+)
 
 
 def _round(x: Any) -> Any:
@@ -47,13 +56,17 @@ class Progress:
         formatted: Sequence[bool],
         tokens: Sequence[int],
         reward: Sequence[float],
+        group: int,
     ) -> int:
+        """Record a step's rollouts: `group` consecutive completions per prompt."""
         step, self._next_scored = self._next_scored, self._next_scored + 1
+        groups = [reward[i : i + group] for i in range(0, len(reward), group)]
         self._scores[step] = {
             "reward": _mean(reward),
             "correct": _mean([float(c) for c in correct]),
             "formatted": _mean([float(f) for f in formatted]),
             "completion_tokens": _mean([float(t) for t in tokens]),
+            "mixed_groups": _mean([float(max(g) > min(g)) for g in groups]),
         }
         return step
 
@@ -102,6 +115,7 @@ def rl_metrics(progress: Progress, **facts: Any) -> dict[str, Any]:
         **ends("correct"),
         **ends("formatted"),
         **ends("completion_tokens"),
+        **ends("mixed_groups"),
         "kl_last10_mean": _mean([r["kl"] for r in h[-10:]]),
         "kl_max": max((r["kl"] for r in h), default=0.0),
         "heldout_exact_match": {str(e["step"]): e["exact_match"] for e in progress.eval_history},

@@ -107,6 +107,7 @@ def grpo(manifest: RunManifest, cfg: RLConfig, root: Path) -> dict[str, Any]:
     from tunixrt.formats import parse_answer
     from tunixrt.rl.data import batches, prompt_order, read_prompts
     from tunixrt.rl.history import Progress, rl_metrics, write_live
+    from tunixrt.rl.learner import MixedGroupsLearner
     from tunixrt.rl.reward import reward_functions
     from tunixrt.rl.rollout import SeededRollout
     from tunixrt.train import rng
@@ -177,7 +178,7 @@ def grpo(manifest: RunManifest, cfg: RLConfig, root: Path) -> dict[str, Any]:
     ) -> None:
         tokens = [len(tokenizer.encode(t)) for t in texts]
         reward = [w.correct * c + w.formatted * f for c, f in zip(correct, formatted, strict=True)]
-        step = progress.scored(correct, formatted, tokens, reward)
+        step = progress.scored(correct, formatted, tokens, reward, cfg.num_generations)
         rows = order[step - 1]
         with atomic_writer(rollout_dir / f"{step}.jsonl") as fh:
             for k, text in enumerate(texts):
@@ -251,7 +252,12 @@ def grpo(manifest: RunManifest, cfg: RLConfig, root: Path) -> dict[str, Any]:
                 rollout_config=rollout_config,
             ),
         )
-        learner = grpo_learner.GRPOLearner(
+        learner_class, mixed = (
+            (MixedGroupsLearner, {"row_multiple": mesh.shape["fsdp"]})
+            if cfg.update_mixed_groups_only
+            else (grpo_learner.GRPOLearner, {})
+        )
+        learner = learner_class(
             rl_cluster=cluster,
             algo_config=grpo_learner.GRPOConfig(
                 num_generations=cfg.num_generations,
@@ -261,6 +267,7 @@ def grpo(manifest: RunManifest, cfg: RLConfig, root: Path) -> dict[str, Any]:
                 kl_loss_mode=cfg.kl_mode,
             ),
             reward_fns=reward_functions(style, cfg.reward, on_scored),
+            **mixed,
         )
     trainer = cluster.actor_trainer
     if trainer.train_steps != restored_step:
