@@ -89,6 +89,8 @@ def test_the_update_reads_the_mixed_groups_padded_to_a_power_of_two() -> None:
     # 5 groups of 4: groups 1 and 3 have differing rewards
     rewards = [1, 1, 1, 1, 1, 0, 1, 1, 0, 0, 0, 0, 0.1, 1.1, 1.1, 1.1, 1, 1, 1, 1]
     assert list(mixed_groups(rewards, 4)) == [1, 3]
+    # groups of 3 equal rewards (their GRPO advantages round to ~1e-10, not 0) are not mixed
+    assert list(mixed_groups([1.1] * 6 + [0.1, 1.1, 1.1] + [0.7] * 3, 3)) == [2]
     rows, live = update_rows(rewards, 4)
     assert list(rows) == [4, 5, 6, 7, 12, 13, 14, 15] and live.all()
     rows, live = update_rows([*rewards[:12], *[1] * 8], 4)  # one mixed group: no padding

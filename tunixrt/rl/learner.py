@@ -19,10 +19,12 @@ from tunix.rl import rl_cluster as rlc
 from tunix.rl.grpo import grpo_learner
 
 
-def mixed_groups(values: np.ndarray, group: int) -> np.ndarray:
-    """Indices of the groups (consecutive runs of `group` rows) whose rewards (or advantages) are
-    not all equal."""
-    by_group = np.asarray(values, dtype=np.float64).reshape(-1, group)
+def mixed_groups(rewards: np.ndarray, group: int) -> np.ndarray:
+    """Indices of the groups (consecutive runs of `group` rows) whose rewards are not all equal.
+
+    Decided on the rewards, not the advantages: with a group size that is not a power of two,
+    equal rewards can give advantages of 1e-10 instead of 0 (the group mean's rounding)."""
+    by_group = np.asarray(rewards, dtype=np.float64).reshape(-1, group)
     return np.flatnonzero(by_group.max(axis=1) > by_group.min(axis=1))
 
 
@@ -34,12 +36,12 @@ def padded_group_count(kept: int, total: int, multiple: int = 1) -> int:
 
 
 def update_rows(
-    advantages: np.ndarray, group: int, multiple: int = 1
+    rewards: np.ndarray, group: int, multiple: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
     """The rows the actor update reads, and which of them carry tokens: the mixed groups' rows,
     then rows of equal-reward groups as empty padding."""
-    groups = len(advantages) // group
-    kept = mixed_groups(advantages, group)
+    groups = len(rewards) // group
+    kept = mixed_groups(rewards, group)
     rest = np.setdiff1d(np.arange(groups), kept)
     pad = padded_group_count(len(kept), groups, multiple) - len(kept)
     order = np.concatenate([kept, rest[:pad]])
@@ -54,6 +56,12 @@ class MixedGroupsLearner(grpo_learner.GRPOLearner):
     def __init__(self, *args: Any, row_multiple: int = 1, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.row_multiple = row_multiple  # the mesh's data-parallel size
+        self._rewards: np.ndarray | None = None
+
+    def _compute_rewards(self, *args: Any, **kwargs: Any) -> Any:
+        rewards = super()._compute_rewards(*args, **kwargs)
+        self._rewards = np.asarray(rewards)  # the step's summed rewards, for update_rows
+        return rewards
 
     def _generate_and_compute_advantage(
         self, training_input: Any, mode: rlc.Mode = rlc.Mode.TRAIN
@@ -61,9 +69,10 @@ class MixedGroupsLearner(grpo_learner.GRPOLearner):
         example = super()._generate_and_compute_advantage(training_input, mode)
         if mode != rlc.Mode.TRAIN:
             return example
-        rows, live = update_rows(
-            np.asarray(example.advantages), self.algo_config.num_generations, self.row_multiple
-        )
+        if self._rewards is None or len(self._rewards) != len(example.advantages):
+            raise RuntimeError("internal: the step's rewards were not recorded")
+        rows, live = update_rows(self._rewards, self.algo_config.num_generations, self.row_multiple)
+        self._rewards = None
         index, keep = jnp.asarray(rows), jnp.asarray(live)
 
         def take(x: Any) -> Any:
