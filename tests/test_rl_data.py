@@ -84,7 +84,7 @@ def test_the_learning_rate_warms_up_then_holds_or_decays_to_zero() -> None:
 
 
 def test_the_update_reads_the_mixed_groups_padded_to_a_power_of_two() -> None:
-    from tunixrt.rl.learner import mixed_groups, padded_group_count, update_rows
+    from tunixrt.rl.groups import mixed_groups, padded_group_count, update_rows
 
     # 5 groups of 4: groups 1 and 3 have differing rewards
     rewards = [1, 1, 1, 1, 1, 0, 1, 1, 0, 0, 0, 0, 0.1, 1.1, 1.1, 1.1, 1, 1, 1, 1]

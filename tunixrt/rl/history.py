@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tunixrt.rl.groups import mixed_groups
+
 DIGITS = 6
 ACTOR_SCALARS = {
     "loss": "actor/train/loss",
@@ -60,13 +62,12 @@ class Progress:
     ) -> int:
         """Record a step's rollouts: `group` consecutive completions per prompt."""
         step, self._next_scored = self._next_scored, self._next_scored + 1
-        groups = [reward[i : i + group] for i in range(0, len(reward), group)]
         self._scores[step] = {
             "reward": _mean(reward),
             "correct": _mean([float(c) for c in correct]),
             "formatted": _mean([float(f) for f in formatted]),
             "completion_tokens": _mean([float(t) for t in tokens]),
-            "mixed_groups": _mean([float(max(g) > min(g)) for g in groups]),
+            "mixed_groups": len(mixed_groups(reward, group)) / (len(reward) // group),
         }
         return step
 
