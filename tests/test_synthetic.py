@@ -64,6 +64,23 @@ def test_operations_and_seed_are_honoured() -> None:
     assert a != b
 
 
+def test_answer_only_traces_keep_the_problems_and_answers_and_drop_the_steps() -> None:
+    worked = list(generate(SyntheticParams(n=400, seed=3)))
+    mixed = list(generate(SyntheticParams(n=400, seed=3, answer_only_fraction=0.6)))
+    assert [(r["prompt"], r["final_answer"]) for r in mixed] == [
+        (r["prompt"], r["final_answer"]) for r in worked
+    ]
+    bare = [r for r in mixed if r["meta"].get("answer_only")]
+    assert 0.5 < len(bare) / len(mixed) < 0.7
+    assert all(r["steps"] == [] for r in bare)
+    for w, m in zip(worked, mixed, strict=True):
+        if not m["meta"].get("answer_only"):
+            assert m == w  # the worked traces are the ones the default writes, byte for byte
+    assert "answer_only" not in str(worked)
+    all_bare = generate(SyntheticParams(n=50, answer_only_fraction=1.0))
+    assert all(r["steps"] == [] for r in all_bare)
+
+
 def test_too_many_problems_for_the_space_is_an_error() -> None:
     with pytest.raises(ValueError, match="n: 10000 problems is more than these digits allow"):
         SyntheticParams(n=10_000, min_digits=1, max_digits=1)

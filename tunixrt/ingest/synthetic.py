@@ -28,6 +28,13 @@ class SyntheticParams(BaseModel):
     )
     min_digits: int = Field(2, ge=1, le=18, description="fewest digits of an operand")
     max_digits: int = Field(3, ge=1, le=18, description="most digits of an operand")
+    answer_only_fraction: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="fraction of traces written with no worked steps, only the final answer "
+        "(a seeded draw per problem; the problems themselves do not change)",
+    )
 
     @model_validator(mode="after")
     def _digits_ordered(self) -> SyntheticParams:
@@ -105,29 +112,34 @@ def _operand(rng: random.Random, p: SyntheticParams) -> int:
     return rng.randint(lo, 10**d - 1)
 
 
-def make_problem(op: Operation, a: int, b: int) -> dict[str, Any]:
+def make_problem(op: Operation, a: int, b: int, *, answer_only: bool = False) -> dict[str, Any]:
     if op == "sub" and a < b:
         a, b = b, a
     steps, result, regroups = (solve_add if op == "add" else solve_sub)(a, b)
     expected = a + b if op == "add" else a - b
     if result != expected:  # the worked steps must agree with integer arithmetic
         raise AssertionError(f"{a} {_SYMBOL[op]} {b}: steps give {result}, expected {expected}")
+    meta: dict[str, Any] = {
+        "category": "addition" if op == "add" else "subtraction",
+        "digits": max(len(str(a)), len(str(b))),
+        "generator": "tunixrt.synthetic",
+        "regroups": regroups,
+    }
+    if answer_only:
+        meta["answer_only"] = True
+    shown = [] if answer_only else steps
     return {
         "prompt": f"What is {a} {_SYMBOL[op]} {b}?",
-        "steps": [{"i": i, "type": "calculation", "content": s} for i, s in enumerate(steps)],
+        "steps": [{"i": i, "type": "calculation", "content": s} for i, s in enumerate(shown)],
         "final_answer": str(result),
-        "meta": {
-            "category": "addition" if op == "add" else "subtraction",
-            "digits": max(len(str(a)), len(str(b))),
-            "generator": "tunixrt.synthetic",
-            "regroups": regroups,
-        },
+        "meta": meta,
     }
 
 
 def generate(p: SyntheticParams) -> Iterator[dict[str, Any]]:
     """`p.n` distinct problems, a pure function of the params."""
     rng = random.Random(p.seed)
+    terse = random.Random(f"answer_only:{p.seed}")  # its own stream: the problems do not move
     seen: set[tuple[str, int, int]] = set()
     ops = list(dict.fromkeys(p.operations))
     while len(seen) < p.n:
@@ -139,4 +151,4 @@ def generate(p: SyntheticParams) -> Iterator[dict[str, Any]]:
         if key in seen:
             continue
         seen.add(key)
-        yield make_problem(op, a, b)
+        yield make_problem(op, a, b, answer_only=terse.random() < p.answer_only_fraction)
