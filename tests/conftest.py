@@ -24,6 +24,7 @@ PIPELINE_FILES = [
     "stages",
     "fixtures",
     "inputs",
+    "models/README.md",
     "tunixrt",
     ".dvc/config",
     ".dvc/.gitignore",

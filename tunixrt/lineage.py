@@ -100,12 +100,27 @@ def package_root() -> Path:
     return Path(tunixrt.__file__).resolve().parent.parent
 
 
-def code_digest(stage: str, target: str, root: Path | None = None) -> str:
+def code_digest(
+    stage: str, target: str, root: Path | None = None, *, exclude: frozenset[str] = frozenset()
+) -> str:
     """16 hex digits of sha256 over the stage's module closure inside `tunixrt` (paths and
-    bytes), as installed: what a plugin pipeline's dvc.yaml records for the stage."""
+    bytes), as installed: what a plugin pipeline's dvc.yaml records for the stage. `exclude`:
+    posix paths (relative to the package root) left out, e.g. modules that change no number."""
+    return closure_digest(target, root, exclude=exclude)[:16]
+
+
+def closure_digest(
+    target: str, root: Path | None = None, *, exclude: frozenset[str] = frozenset()
+) -> str:
+    """sha256 over every file of the closure of `target`'s module and the stage registry, as
+    `root / path` holds it, less `exclude`."""
     root = root or package_root()
-    files = sorted(p for p in closure(root, [target.split(":")[0], "tunixrt.stages"]))
+    files = sorted(
+        p
+        for p in closure(root, [target.split(":")[0], "tunixrt.stages"])
+        if p.relative_to(root).as_posix() not in exclude
+    )
     h = hashlib.sha256()
     for p in files:
         h.update(p.relative_to(root).as_posix().encode() + b"\0" + p.read_bytes() + b"\0")
-    return h.hexdigest()[:16]
+    return h.hexdigest()

@@ -42,6 +42,7 @@ REPORT = Path("runs/report.md")
 REPORT_HTML = Path("runs/report.html")
 EXPERIMENTS_HTML = Path("runs/experiments.html")  # `tunixrt report`: not a DVC out
 
+MODELS_DIR = "models"  # downloaded weights and tokenizers; a dep of the manifest stage
 
 def dataset_path(split: str) -> Path:
     return DATASET_DIR / f"{split}.jsonl"

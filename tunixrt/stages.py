@@ -21,6 +21,7 @@ from tunixrt.paths import (
     DATASET_MANIFEST,
     EVAL_METRICS,
     INGEST_REPORT,
+    MODELS_DIR,
     PREDICTIONS,
     REJECTS,
     REPORT,
@@ -94,7 +95,11 @@ STAGES: dict[str, StageSpec] = {
                 "rl",  # validated before training; the rl stage uses it
             ),
             "tunixrt.manifest.build:run",
-            deps=(DATASET_MANIFEST.as_posix(), *(export_path(s).as_posix() for s in SPLITS)),
+            deps=(
+                DATASET_MANIFEST.as_posix(),
+                *(export_path(s).as_posix() for s in SPLITS),
+                MODELS_DIR,  # replacing a downloaded file reruns the manifest (its digests)
+            ),
             outs=(RUN_MANIFEST.as_posix(),),
         ),
         StageSpec(

@@ -22,6 +22,7 @@ from tunixrt.evaluate.config import EvalConfig
 from tunixrt.formats.spec import FormatSpec
 from tunixrt.jsonio import atomic_writer, read_json
 from tunixrt.manifest.load import digest_and_count
+from tunixrt.manifest.preflight import preflight
 from tunixrt.manifest.schema import (
     DatasetSection,
     ModelSection,
@@ -64,7 +65,7 @@ def build_run_manifest(params: Mapping[str, Any], root: Path) -> RunManifest:
     training = validate_config(TrainingSection, params.get("train"), "train")
     runtime = validate_config(RuntimeSection, params.get("runtime"), "runtime")
     spec = validate_config(FormatSpec, params.get("format"), "format")
-    validate_config(EvalConfig, params.get("eval"), "eval")
+    eval_cfg = validate_config(EvalConfig, params.get("eval"), "eval")
     rl = validate_config(RLConfig, params.get("rl", {}), "rl")  # absent: GRPO off
     if rl.enabled and spec.name != "grpo":
         raise ConfigError(
@@ -76,6 +77,7 @@ def build_run_manifest(params: Mapping[str, Any], root: Path) -> RunManifest:
             "rl.lora.enabled: SFT trained LoRA adapters (train.lora.enabled), and GRPO goes on "
             "training those; new adapters apply only after a full fine-tune"
         )
+    preflight(model, training, runtime, eval_cfg, root)
     if not (root / DATASET_MANIFEST).is_file():
         raise DataError(f"{DATASET_MANIFEST}: not found; run the dataset stage first")
     ds = read_json(root / DATASET_MANIFEST)

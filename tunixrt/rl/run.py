@@ -22,38 +22,51 @@ import orjson
 
 from tunixrt.errors import ConfigError, DataError
 from tunixrt.jsonio import atomic_writer, dumps_line
+from tunixrt.lineage import closure_digest
 from tunixrt.manifest.load import split_file, verify_inputs
 from tunixrt.manifest.schema import RunManifest
 from tunixrt.paths import CHECKPOINTS, RL_DIR, RL_ROLLOUTS, confined
 from tunixrt.rl.config import CADENCE_FIELDS, RLConfig
 from tunixrt.train import runtime
+from tunixrt.train.checkpoints import ENTRY_MODULES
 
 ACTOR = "actor"  # Tunix's folder for the actor's checkpoints under the checkpoint root
 ROLLOUTS = "rollouts"  # per-step rollout rows, kept with the checkpoints they belong to
 PROMPT_BUCKET = 16
-# rl modules that change no number of a run (reporting, the stage entry)
-NON_NUMERIC_MODULES = frozenset({"__init__.py", "history.py", "stage.py"})
+# Modules of the rl stage's import closure that change no number of a run (the entry and
+# plumbing train's list names, reporting, checkpoint bookkeeping); every other one, the reward's
+# parser in tunixrt/evaluate and tunixrt/formats included, is fingerprinted.
+NON_NUMERIC_MODULES = ENTRY_MODULES | {
+    "tunixrt/rl/__init__.py",
+    "tunixrt/rl/history.py",
+    "tunixrt/rl/stage.py",
+    "tunixrt/train/__init__.py",
+    "tunixrt/train/checkpoints.py",
+    "tunixrt/train/metrics.py",
+    "tunixrt/train/runtime.py",
+}
+RL_TARGET = "tunixrt.rl.stage:run"
 
 
 def _log(msg: str) -> None:
     print(f"rl: {msg}", file=sys.stderr, flush=True)
 
 
-def rl_code_digest(package: Path = Path(__file__).parent) -> str:
-    h = hashlib.sha256()
-    for path in sorted(p for p in package.glob("*.py") if p.name not in NON_NUMERIC_MODULES):
-        h.update(path.name.encode() + b"\0" + path.read_bytes())
-    return h.hexdigest()
+def rl_code_digest(root: Path | None = None) -> str:
+    """sha256 of the rl stage's import closure less the modules that change no number."""
+    return closure_digest(RL_TARGET, root, exclude=NON_NUMERIC_MODULES)
 
 
-def rl_fingerprint(manifest: RunManifest, cfg: RLConfig, sft: dict[str, Any]) -> str:
+def rl_fingerprint(
+    manifest: RunManifest, cfg: RLConfig, sft: dict[str, Any], root: Path | None = None
+) -> str:
     """What a GRPO checkpoint must share with this run to be resumed: the SFT run and the step
     it ended at, every rl field but the cadence ones, and the rl code."""
     doc = {
         "sft_fingerprint": sft.get("fingerprint"),
         "sft_step": sft.get("step"),
         "rl": cfg.model_dump(mode="json", exclude=set(CADENCE_FIELDS)),
-        "code_sha256": rl_code_digest(),
+        "code_sha256": rl_code_digest(root),
     }
     return hashlib.sha256(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)).hexdigest()
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import orjson
 
+from tunixrt.lineage import closure_digest
 from tunixrt.manifest.schema import RunManifest
 
 ASIDE_KEEP = 3
@@ -27,36 +28,54 @@ ASIDE_KEEP = 3
 CADENCE_FIELDS = frozenset({"checkpoint_every_steps", "keep_checkpoints", "eval_every_steps"})
 
 
-# Training modules that change no number of a run: where checkpoints go and what is reported,
-# the stage's entry, the device runtime (a run may resume on another mesh).
-NON_NUMERIC_MODULES = frozenset(
-    {"__init__.py", "checkpoints.py", "metrics.py", "runtime.py", "stage.py"}
+# Modules of a stage's import closure that change no number it computes: the stage's entry
+# and registry, error messages, paths and params plumbing, the lineage code itself. Every other
+# module of the closure (the model, tokenizer, chat templates, formats, batches, optimizer,
+# trainer...) is fingerprinted: an edit to it makes DVC rerun the stage, and the rerun must
+# start over, not resume the old code's last step (tests/test_lineage_fingerprint.py).
+ENTRY_MODULES = frozenset(
+    {
+        "tunixrt/__init__.py",
+        "tunixrt/errors.py",
+        "tunixrt/lineage.py",
+        "tunixrt/params.py",
+        "tunixrt/paths.py",
+        "tunixrt/stages.py",
+    }
 )
+# ...and those of train's: where checkpoints go and what is reported, the device runtime (a
+# run may resume on another mesh).
+NON_NUMERIC_MODULES = ENTRY_MODULES | {
+    "tunixrt/train/__init__.py",
+    "tunixrt/train/checkpoints.py",
+    "tunixrt/train/metrics.py",
+    "tunixrt/train/runtime.py",
+    "tunixrt/train/stage.py",
+}
+TRAIN_TARGET = "tunixrt.train.stage:run"
 
 
-def training_code_digest(package: Path = Path(__file__).parent) -> str:
-    """sha256 of the `tunixrt.train` sources that decide the numbers (init, streams, batches,
-    model inputs, optimizer, trainer, the run's plan): such a change makes DVC rerun the stage,
-    and that rerun must start over (the old run is set aside), not resume the old code's last
-    step. A change to reporting or checkpoint bookkeeping resumes."""
-    h = hashlib.sha256()
-    for path in sorted(p for p in package.rglob("*.py") if p.name not in NON_NUMERIC_MODULES):
-        h.update(path.relative_to(package).as_posix().encode() + b"\0")
-        h.update(path.read_bytes())
-    return h.hexdigest()
+def training_code_digest(root: Path | None = None) -> str:
+    """sha256 of the train stage's import closure (what DVC reruns it for) less the modules
+    that change no number."""
+    return closure_digest(TRAIN_TARGET, root, exclude=NON_NUMERIC_MODULES)
 
 
-def run_fingerprint(manifest: RunManifest) -> str:
-    """What a checkpoint must share with this run to be resumed from: the model, the training
-    data, the optimizer, schedule and batch plan (every `train` field but the cadence ones), the
-    seed and the training code; not the runtime (a run may resume on another mesh)."""
-    train = manifest.dataset.splits.get("train")
+def run_fingerprint(manifest: RunManifest, root: Path | None = None) -> str:
+    """What a checkpoint must share with this run to be resumed from: the model and the files
+    its weights and tokenizer come from, the training and validation data, the optimizer,
+    schedule and batch plan (every `train` field but the cadence ones), the seed, the library
+    versions and the training code; not the runtime (a run may resume on another mesh)."""
+    splits = manifest.dataset.splits
     doc = {
         "model": manifest.model.model_dump(mode="json"),
+        "weights": manifest.weights.model_dump(mode="json"),
+        "libraries": getattr(manifest, "libraries", None),
         "training": manifest.training.model_dump(mode="json", exclude=set(CADENCE_FIELDS)),
         "seed": manifest.seed,
-        "code_sha256": training_code_digest(),
-        "train_sha256": train.sha256 if train else None,
+        "code_sha256": training_code_digest(root),
+        "train_sha256": splits["train"].sha256 if "train" in splits else None,
+        "val_sha256": splits["val"].sha256 if "val" in splits else None,
     }
     return hashlib.sha256(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)).hexdigest()
 

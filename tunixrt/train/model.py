@@ -22,7 +22,7 @@ from flax import nnx
 
 from tunixrt.errors import ConfigError
 from tunixrt.manifest.schema import LoraSection, ModelSection
-from tunixrt.paths import confined
+from tunixrt.manifest.weights import checkpoint_dir
 from tunixrt.train import rng
 from tunixrt.train.runtime import use_mesh
 from tunixrt.train.tokenizer import Tokenizer
@@ -183,26 +183,6 @@ def model_config(section: ModelSection, tokenizer: Tokenizer) -> Any:
             f"tokenizer ({section.tokenizer.kind}) {tokenizer.vocab_size}"
         )
     return config
-
-
-def checkpoint_dir(section: ModelSection, root: Path) -> Path | None:
-    """The local weights folder, or None for random init; a clear error when it is missing."""
-    if section.checkpoint_path is None:
-        if section.preset != "tiny":
-            raise ConfigError(
-                f"model.checkpoint_path: the preset {section.preset!r} needs its weights in a "
-                "local folder (HF safetensors, or a Gemma3 orbax checkpoint) and none is set; "
-                "tunixrt downloads nothing. Download them first (docs/training.md), then set "
-                "model.checkpoint_path"
-            )
-        return None
-    path = confined(section.checkpoint_path, root, "model.checkpoint_path")
-    if not path.is_dir():
-        raise ConfigError(
-            f"model.checkpoint_path: {section.checkpoint_path}: no such folder "
-            "(tunixrt downloads nothing; put the weights there first)"
-        )
-    return path
 
 
 def _revive_zero_kernels(model: nnx.Module, key: jax.Array) -> None:
