@@ -74,6 +74,7 @@ def bad_values(ann: Any, meta: list[Any]) -> Iterator[tuple[str, Any, list[str]]
     if any(m in WorkspacePath.__metadata__ for m in meta):
         yield "", "../outside", ["'..'", "relative to the pipeline root"]
         yield "", "/etc/passwd", ["absolute", "relative to the pipeline root"]
+        yield "", "gs://bucket/x", ["is a URL (gs://)", "only local paths"]
         yield "", 3, ["relative to the pipeline root"]
     elif get_origin(ann) is Literal:
         yield "", "no-such-choice", [repr(c) for c in get_args(ann)]
@@ -271,6 +272,10 @@ def conf_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         (
             ["run", "train", "model.checkpoint_path=../weights"],
             "model.checkpoint_path: '../weights'",
+        ),
+        (
+            ["compose", "model.checkpoint_path=gs://bucket/gemma"],
+            "model.checkpoint_path: 'gs://bucket/gemma' is a URL (gs://): only local paths",
         ),
     ],
 )

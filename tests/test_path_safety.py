@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import os
+import re
 from pathlib import Path
 
 import orjson
@@ -24,7 +25,7 @@ from tunixrt.manifest.build import run as build_manifest
 from tunixrt.manifest.load import load_run_manifest, verify_inputs
 from tunixrt.manifest.schema import ModelSection
 from tunixrt.params import load_params
-from tunixrt.paths import RUN_MANIFEST
+from tunixrt.paths import RUN_MANIFEST, confined
 from tunixrt.train.tokenizer import make_tokenizer
 from tunixrt.validation import validate_config
 
@@ -73,6 +74,44 @@ def test_model_paths_leaving_the_root_are_refused_when_validated(path: str) -> N
     tok = {**MODEL, "tokenizer": {"kind": "sentencepiece", "path": path}}
     with pytest.raises(ConfigError, match=r"model\.tokenizer\.path: .*relative to the pipeline"):
         validate_config(ModelSection, tok, "model")
+
+
+URL_REFUSED = "is a URL (gs://): only local paths under the pipeline root are supported today"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        (["source=files", "source.paths=[inputs/a.jsonl,gs://b/x.jsonl]"], "source.paths.1"),
+        (["model=gemma3_270m", "model.checkpoint_path=gs://b/ckpt"], "model.checkpoint_path"),
+        (["model=gemma3_270m", "model.tokenizer.path=gs://b/t.model"], "model.tokenizer.path"),
+        (["eval.sets=[gs://b/eval.jsonl]"], "eval.sets.0"),
+    ],
+)
+def test_a_url_is_refused_at_compose_time_naming_the_key(overrides: list[str], key: str) -> None:
+    """`gs://b/x` used to pass and become the local folder gs:/b/x."""
+    from tunixrt.compose import compose
+
+    with pytest.raises(ConfigError) as info:
+        compose(REPO, overrides)
+    line = next(ln.strip() for ln in str(info.value).splitlines() if ln.strip().startswith(key))
+    assert URL_REFUSED in line, line
+
+
+def test_a_url_is_refused_by_the_stages_that_use_the_path(root: Path) -> None:
+    ckpt = {**MODEL, "preset": "gemma3_270m", "checkpoint_path": "gs://b/ckpt"}
+    refused = re.escape(URL_REFUSED)
+    try:
+        with pytest.raises(ConfigError, match=rf"model\.checkpoint_path: 'gs://b/ckpt' {refused}"):
+            build_manifest(params(ckpt), root)
+    finally:
+        build_manifest(params(), root)  # the module's manifest back
+    with pytest.raises(ConfigError, match=rf"source\.paths\.0: 'gs://b/\*.jsonl' {refused}"):
+        ingest(parse_source({"kind": "files", "paths": ["gs://b/*.jsonl"]}), root)
+    for url in ("s3://b/x", "https://example.com/x", "file:///etc/passwd", "hf://org/model"):
+        with pytest.raises(ConfigError, match=r"k: .* is a URL .*only local paths"):
+            confined(url, root, "k")
+    assert confined("models/gs:/x", root, "k") == root / "models/gs:/x"  # a colon is no URL
 
 
 def test_eval_sets_leaving_the_root_stop_the_manifest_stage(root: Path) -> None:

@@ -41,7 +41,7 @@ def metrics(rate: float, small: float, loss: float, **extra: object) -> dict:
 def test_metrics_agree_within_tolerance_and_name_what_differs() -> None:
     committed = metrics(0.9, 0.5, 0.0026, steps=1414, model="tiny")
     # another CPU: 8 of 300 problems (2.7 points) and 2 of 20 (10 points) fewer right
-    close = metrics(0.873333, 0.4, 0.009, steps=1414, model="tiny")
+    close = metrics(0.873333, 0.4, 0.0026026, steps=1414, model="tiny")
     assert _mismatches(close, committed, 1e-3) == []
     bad = metrics(0.85, 0.35, 0.05, model="other")
     assert _mismatches(bad, committed, 1e-3) == [
@@ -52,3 +52,25 @@ def test_metrics_agree_within_tolerance_and_name_what_differs() -> None:
         ".loss_last: 0.05 vs committed 0.0026",
         ".model: 'other' vs committed 'tiny'",
     ]
+
+
+def test_losses_are_compared_relatively_and_counts_exactly() -> None:
+    """An absolute 0.01 accepted any final loss from 0 to 0.011 for a committed 0.00089."""
+    committed = {"loss_first": 5.611464, "loss_last": 0.00089, "tokens": 2725826, "lora": False}
+    assert _mismatches(dict(committed), committed, 1e-3) == []
+    within = {**committed, "loss_first": 5.6159, "loss_last": 0.000891}  # 0.08%; 1e-6 (rounding)
+    assert _mismatches(within, committed, 1e-3) == []
+    assert _mismatches({**committed, "loss_last": 0.005}, committed, 1e-3) == [
+        ".loss_last: 0.005 vs committed 0.00089"
+    ]
+    assert _mismatches({**committed, "loss_last": 0.0}, committed, 1e-3) == [
+        ".loss_last: 0.0 vs committed 0.00089"
+    ]
+    assert _mismatches({**committed, "loss_first": 5.62}, committed, 1e-3) == [
+        ".loss_first: 5.62 vs committed 5.611464"
+    ]
+    assert _mismatches({**committed, "tokens": 2725827, "lora": True}, committed, 1e-3) == [
+        ".tokens: 2725827 vs committed 2725826",
+        ".lora: True vs committed False",
+    ]
+    assert _mismatches({**committed, "loss_last": 0.005}, committed, 10.0) == []  # --rel-tol

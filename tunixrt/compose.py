@@ -44,6 +44,23 @@ def _compose_error(exc: Exception, overrides: Sequence[str]) -> ConfigError:
     return ConfigError(f"conf/: cannot compose with {list(overrides)}: {why}")
 
 
+def _source_path_errors(params: dict[str, Any]) -> list[str]:
+    """`source.paths` holds globs, which ingest matches on the disk (and refuses there what
+    leaves the root); what needs no disk (a URL such as gs://, an absolute path, `..`) is
+    refused here already, as the path keys of the other sections are when validated."""
+    from tunixrt.paths import RELATIVE, leaves_root
+
+    source = params.get("source")
+    paths = source.get("paths") if isinstance(source, dict) else None
+    if not isinstance(paths, list):
+        return []
+    return [
+        f"source.paths.{k}: {p!r} {why}; expected {RELATIVE}"
+        for k, p in enumerate(paths)
+        if isinstance(p, str) and (why := leaves_root(p))
+    ]
+
+
 def _validate(params: dict[str, Any], overrides: Sequence[str]) -> None:
     """Every section, each bad key named with what it allows; then the whole (warnings)."""
     from tunixrt.config import PipelineConfig, validate_pipeline
@@ -51,6 +68,8 @@ def _validate(params: dict[str, Any], overrides: Sequence[str]) -> None:
 
     label = composition_label(overrides)
     validate_config(PipelineConfig, params, "", source=label)
+    if bad := _source_path_errors(params):
+        raise ConfigError(f"{label}: invalid config\n  " + "\n  ".join(bad))
     validate_pipeline(params, label)
 
 

@@ -5,6 +5,7 @@ dvc.yaml names the same paths; tests/test_stage_deps.py keeps the two in step.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Annotated, Literal, get_args
 
@@ -41,8 +42,8 @@ EVAL_METRICS = EVAL_DIR / "metrics.json"
 REPORT = Path("runs/report.md")
 REPORT_HTML = Path("runs/report.html")
 EXPERIMENTS_HTML = Path("runs/experiments.html")  # `tunixrt report`: not a DVC out
-
 MODELS_DIR = "models"  # downloaded weights and tokenizers; a dep of the manifest stage
+
 
 def dataset_path(split: str) -> Path:
     return DATASET_DIR / f"{split}.jsonl"
@@ -52,14 +53,20 @@ def export_path(split: str) -> Path:
     return EXPORT_DIR / f"{split}.jsonl"
 
 
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
+URL_REFUSED = "only local paths under the pipeline root are supported today"
+
+
 def leaves_root(path: str | Path) -> str | None:
     """Why `path`, taken from the pipeline root, would leave it without looking at the disk
-    (absolute, `~`, a `..` part, empty), or None."""
+    (absolute, a URL such as gs://, `~`, a `..` part, empty), or None."""
     text = str(path)
     if not text:
         return "is empty"
     if PurePosixPath(text).is_absolute() or PureWindowsPath(text).is_absolute():
         return "is absolute"
+    if match := _URL.match(text):  # else `gs://b/x` would be the local folder gs:/b/x
+        return f"is a URL ({match.group(0)}): {URL_REFUSED}"
     if text.startswith("~"):
         return "starts at a home folder (~)"
     if ".." in PurePosixPath(text.replace("\\", "/")).parts:

@@ -6,7 +6,12 @@ may round differently (another vector width, another thread count), and 1400 opt
 that rounding into the weights, so the committed metrics are compared with a tolerance, not bytes:
 - exact-match rates (`exact_match`, `delta`) within RATE_POINTS (3 points) or RATE_PROBLEMS (2
   problems) of the set's `n`, whichever is more: a small set moves in whole problems;
-- other numbers within `--rel-tol` (default 1e-3) or ABS_TOL (0.01) absolute (losses, counts).
+- counts (integers: steps, examples, tokens, `n`) exactly: they follow from the data alone;
+- other numbers (losses, fractions) within `--rel-tol` (default 1e-3) relative, with an absolute
+  floor of ABS_TOL, one unit of the sixth decimal metrics.json rounds to: a final loss of 0.00089
+  must come out within 0.0000009 of it, not anywhere from 0 to 0.011 as an absolute 0.01 let it.
+  On the machine that committed the metrics training is deterministic and they are equal; on
+  another CPU pass a larger `--rel-tol` (a loss after 1400 steps may move more than the rates).
 Checkpoints are compared by their restored arrays, not their files: orbax's OCDBT data files get
 random names, `commit_success.txt` holds an absolute path and `_CHECKPOINT_METADATA` a timestamp.
 """
@@ -29,7 +34,7 @@ from tunixrt.paths import EVAL_METRICS, PREDICTIONS, RL_METRICS, TRAIN_DIR, TRAI
 METRICS = (TRAIN_METRICS.as_posix(), RL_METRICS.as_posix(), EVAL_METRICS.as_posix())
 SAME_BYTES = (*METRICS, PREDICTIONS.as_posix())
 CHECKPOINTS = TRAIN_DIR / CHECKPOINT_DIR
-ABS_TOL = 0.01
+ABS_TOL = 1.5e-6  # metrics.json rounds to 6 decimals: one unit there, plus float noise
 RATES = ("exact_match", "delta", "delta_grpo")
 RATE_POINTS = 0.03
 RATE_PROBLEMS = 2
@@ -52,6 +57,10 @@ def _mismatches(
                 tol = rate_tolerance(n) if k in RATES else ABS_TOL
                 out += _mismatches(fresh[k], old[k], rel_tol, f"{path}.{k}", tol)
         return out
+    if isinstance(old, bool) or isinstance(fresh, bool):
+        return [] if fresh == old else [f"{path}: {fresh!r} vs committed {old!r}"]
+    if isinstance(old, int) and isinstance(fresh, int):  # a count: no rounding makes it move
+        return [] if fresh == old else [f"{path}: {fresh} vs committed {old}"]
     if isinstance(old, float | int) and isinstance(fresh, float | int):
         ok = math.isclose(fresh, old, rel_tol=rel_tol, abs_tol=abs_tol)
         tol = "" if abs_tol == ABS_TOL else f" (tolerance {abs_tol:.3f})"
@@ -111,7 +120,8 @@ def check_model_stages(
         report.check(
             not bad,
             f"{rel}: agrees with the committed one (rates within {RATE_POINTS:.0%} or "
-            f"{RATE_PROBLEMS} problems; other numbers rel_tol {rel_tol}, abs_tol {ABS_TOL})",
+            f"{RATE_PROBLEMS} problems; counts exactly; losses and other numbers rel_tol "
+            f"{rel_tol}, abs_tol {ABS_TOL:g})",
             "\n     ".join(bad[:10]) + "\n     fix: `dvc repro` and commit, or find the "
             "nondeterminism",
         )
