@@ -68,6 +68,8 @@ def test_status_reports_versions_and_stale_stages(tmp_path: Path) -> None:
     info = json.loads(tunixrt("status", "--json", "--no-devices", cwd=root).stdout)
     assert info["versions"]["tunixrt"] and info["versions"]["dvc"]
     assert info["pipeline"]["params_match_conf"] is True
+    assert info["pipeline"]["libraries_changed"] == []  # no run manifest yet
+    assert info["versions"]["orbax-checkpoint"] and info["versions"]["qwix"]
     assert "ingest" in info["pipeline"]["stale"]
     human = tunixrt("status", "--no-devices", cwd=root).stdout
     assert "stale:" in human and "ingest" in human

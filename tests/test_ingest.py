@@ -6,7 +6,7 @@ import orjson
 import pytest
 from conftest import FIXTURES, REPO, fixtures_in, iter_jsonl
 
-from tunixrt.errors import DataError
+from tunixrt.errors import ConfigError, DataError
 from tunixrt.ingest.config import parse_source
 from tunixrt.ingest.stage import REJECTS, REPORT, TRACES, ingest
 
@@ -169,3 +169,44 @@ def test_worker_processes_write_the_same_bytes(tmp_path: Path, monkeypatch) -> N
     assert parallel == serial and serial["rejected_by_reason"]["duplicate_id"] >= 1
     for out in (TRACES, REJECTS, REPORT):
         assert (tmp_path / "b" / out).read_bytes() == (tmp_path / "a" / out).read_bytes()
+
+
+def ingest_stage_yaml(*deps: str) -> str:
+    """A dvc.yaml as `tunixrt init` writes it: the ingest stage's data deps are `deps`."""
+    lines = "".join(f"      - {d}\n" for d in deps)
+    return (
+        f"stages:\n  ingest:\n    cmd: python -m tunixrt.stages ingest --code x\n    deps:\n{lines}"
+    )
+
+
+def test_files_outside_the_ingest_deps_in_dvc_yaml_are_refused(tmp_path: Path) -> None:
+    """A user's dvc.yaml tracks inputs/ only: a file under fixtures/ (a folder this repository's
+    dvc.yaml happens to track) would change without `dvc status` noticing, so it is refused,
+    naming the key, the file and the fix."""
+    (tmp_path / "dvc.yaml").write_text(ingest_stage_yaml("inputs"))
+    for folder in ("fixtures", "inputs"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "t.jsonl").write_bytes(good("tracked?") + b"\n")
+    with pytest.raises(ConfigError) as info:
+        ingest(files_cfg(["inputs/t.jsonl", "fixtures/*.jsonl"]), tmp_path)
+    msg = str(info.value)
+    assert (
+        "source.paths.1: 'fixtures/t.jsonl' is not under the ingest stage's deps in dvc.yaml" in msg
+    )
+    assert "(its data deps: inputs)" in msg and "add its folder to the ingest stage's deps" in msg
+    assert not (tmp_path / TRACES).exists()
+    assert ingest(files_cfg(["inputs/t.jsonl"]), tmp_path)["accepted"] == 1
+
+    (tmp_path / "dvc.yaml").write_text(ingest_stage_yaml("./inputs/", "fixtures/t.jsonl"))
+    assert ingest(files_cfg(["inputs/*.jsonl", "fixtures/t.jsonl"]), tmp_path)["read"] == 2
+    (tmp_path / "dvc.yaml").unlink()  # no DVC pipeline here: nothing to compare with
+    assert ingest(files_cfg(["fixtures/t.jsonl"]), tmp_path)["accepted"] == 1
+
+
+def test_a_workspace_path_with_glob_characters_still_matches(tmp_path: Path) -> None:
+    root = tmp_path / "runs [2024]*?"
+    (root / "inputs" / "sub").mkdir(parents=True)
+    (root / "inputs" / "sub" / "a.jsonl").write_bytes(good("one") + b"\n")
+    (root / "inputs" / "b.jsonl").write_bytes(good("two") + b"\n")
+    report = ingest(files_cfg(["inputs/**/*.jsonl"]), root)
+    assert sorted(report["by_source"]) == ["inputs/b.jsonl", "inputs/sub/a.jsonl"]

@@ -1,4 +1,7 @@
 import hashlib
+import importlib.metadata
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,7 @@ from tunixrt.ingest.config import parse_source
 from tunixrt.ingest.stage import ingest
 from tunixrt.manifest.build import build_run_manifest, dump_manifest, run
 from tunixrt.manifest.load import load_run_manifest
+from tunixrt.manifest.schema import LIBRARIES
 from tunixrt.paths import RUN_MANIFEST
 
 MODEL = {"model_id": "tiny", "family": "gemma3", "preset": "tiny"}
@@ -126,6 +130,7 @@ def test_no_version_enters_the_manifest_when_tunixrt_is_not_installed(root, monk
     assert tunixrt.installed_version() is None
     m = build_run_manifest(params(), root)
     assert m.tunixrt_version is None
+    assert m.libraries == {lib: None for lib in LIBRARIES}
     assert "0.0.0+unknown" not in dump_manifest(m).decode()
 
 
@@ -151,3 +156,29 @@ def test_weights_section_names_the_files_a_run_starts_from(root: Path) -> None:
     assert checkpoint_digest(ckpt)[0] != w.checkpoint_digest
     missing = {**model, "checkpoint_path": "models/not-yet"}
     assert build_run_manifest({**params(), "model": missing}, root).weights.checkpoint_files == 0
+
+
+def test_manifest_records_library_versions_without_importing_them(root: Path) -> None:
+    """The versions come from the distributions' metadata: the manifest stage (a data stage)
+    still never imports JAX."""
+    code = (
+        "import sys, pathlib\n"
+        "from tunixrt.manifest.build import run\n"
+        f"run({params()!r}, pathlib.Path({str(root)!r}))\n"
+        "stack = ('jax', 'flax', 'optax', 'orbax', 'tunix', 'qwix')\n"
+        "bad = [m for m in stack if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    recorded = yaml.safe_load((root / RUN_MANIFEST).read_text())["libraries"]
+    assert list(recorded) == list(LIBRARIES)
+    assert recorded == {lib: importlib.metadata.version(lib) for lib in LIBRARIES}
+    assert load_run_manifest(root).libraries == recorded
+    older = yaml.safe_load((root / RUN_MANIFEST).read_text())
+    del older["libraries"]  # a manifest an older tunixrt wrote still loads: nothing recorded
+    edited = Path("data/export/older.yaml")
+    (root / edited).write_text(yaml.safe_dump(older, sort_keys=False))
+    try:
+        assert load_run_manifest(root, edited).libraries == {}
+    finally:
+        (root / edited).unlink()

@@ -58,17 +58,29 @@ def _cmd_docs(args: argparse.Namespace) -> None:
 
 
 def _cmd_init(args: argparse.Namespace) -> None:
-    from tunixrt.scaffold import init_pipeline
+    from tunixrt.scaffold import init_pipeline, upgrade_pipeline
 
-    written = init_pipeline(Path.cwd(), force=args.force, upgrade=args.upgrade)
+    if args.upgrade:
+        written, changes = upgrade_pipeline(Path.cwd())
+        print(f"wrote {', '.join(written)}", file=sys.stderr)
+        if changes:
+            print(
+                "params.yaml values that changed (the installed tunixrt's defaults, or conf/ "
+                "edits not composed before):",
+                file=sys.stderr,
+            )
+            for line in changes:
+                print(f"  {line}", file=sys.stderr)
+        print("next: `dvc repro`, then commit dvc.yaml, params.yaml and dvc.lock", file=sys.stderr)
+        return
+    written = init_pipeline(Path.cwd(), force=args.force)
     print(f"wrote {', '.join(written)}", file=sys.stderr)
-    if not args.upgrade:
-        print(
-            "next: commit these files (DVC wants a first commit), put traces under inputs/, "
-            "then `dvc exp run -S source=files -S 'source.paths=[inputs/*.jsonl]'` "
-            "(or `dvc repro` for the built-in arithmetic problems)",
-            file=sys.stderr,
-        )
+    print(
+        "next: commit these files (DVC wants a first commit), put traces under inputs/, "
+        "then `dvc exp run -S source=files -S 'source.paths=[inputs/*.jsonl]'` "
+        "(or `dvc repro` for the built-in arithmetic problems)",
+        file=sys.stderr,
+    )
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
@@ -121,7 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ini.add_argument("--force", action="store_true", help="overwrite dvc.yaml, conf/, params")
     ini.add_argument(
-        "--upgrade", action="store_true", help="rewrite dvc.yaml for the installed tunixrt"
+        "--upgrade",
+        action="store_true",
+        help="after upgrading tunixrt: recompose params.yaml (printing what changed) and "
+        "rewrite dvc.yaml's commands",
     )
     ini.set_defaults(func=_cmd_init)
 

@@ -5,7 +5,9 @@ digest of the stage's code as installed, so upgrading tunixrt and `tunixrt init 
 exactly the stages whose code changed), conf/config.yaml (only what this pipeline changes: the
 rest is composed from the package through `pkg://tunixrt.conf`), params.yaml, .gitignore entries
 and, when needed, `dvc init` with DVC's Hydra composition on. It never overwrites a file without
-`force` (`upgrade` rewrites dvc.yaml alone) and never touches data.
+`force` and never touches data. `upgrade` (after upgrading tunixrt) recomposes params.yaml from
+conf/ and the installed package's defaults, says which values that changed, and rewrites the
+commands in dvc.yaml of the stages whose code changed.
 """
 
 from __future__ import annotations
@@ -132,6 +134,71 @@ def upgrade_commands(dvc_yaml: Path) -> list[str]:
     return [f"dvc.yaml ({', '.join(stale) or 'no stage changed'})"]
 
 
+def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
+    """params as dotted keys -> values (lists are values)."""
+    if isinstance(node, dict) and node:
+        out: dict[str, Any] = {}
+        for k, v in node.items():
+            out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: node} if prefix else {}
+
+
+def params_changes(old: Any, new: Any) -> list[str]:
+    """One line per dotted key whose value differs between two params.yaml documents."""
+    a, b = _flat(old), _flat(new)
+    lines = []
+    for key in sorted(a.keys() | b.keys()):
+        if key not in b:
+            lines.append(f"{key}: {a[key]!r} -> (removed)")
+        elif key not in a:
+            lines.append(f"{key}: (new) {b[key]!r}")
+        elif a[key] != b[key]:
+            lines.append(f"{key}: {a[key]!r} -> {b[key]!r}")
+    return lines
+
+
+def upgrade_pipeline(root: Path) -> tuple[list[str], list[str]]:
+    """After upgrading tunixrt: params.yaml recomposed from conf/ and the installed package's
+    config (its defaults may have changed, a key may be renamed), then dvc.yaml's commands.
+    Returns (what was written, the params.yaml values that changed). When conf/ no longer
+    composes (it sets a key the package renamed), nothing is written and the error names it."""
+    import tempfile
+
+    from tunixrt.compose import write_params
+    from tunixrt.params import PARAMS_FILE
+
+    _require_git(root)
+    dvc_yaml = root / "dvc.yaml"
+    if not recorded_codes(dvc_yaml):
+        raise ConfigError("dvc.yaml: not written by `tunixrt init`; nothing to upgrade")
+    params = root / PARAMS_FILE
+    before = params.read_bytes() if params.is_file() else b""
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            after = write_params(root, (), Path(tmp) / PARAMS_FILE).read_bytes()
+        except ConfigError as exc:
+            raise ConfigError(
+                f"{exc}\nthe installed tunixrt's config does not take conf/ as it is (a key "
+                "renamed or removed?): fix conf/config.yaml (docs/config-reference.md lists every "
+                "key), then run `tunixrt init --upgrade` again; nothing was changed"
+            ) from None
+    try:
+        old = yaml.safe_load(before) or {}
+    except yaml.YAMLError:  # a broken params.yaml: every value is new
+        old = {}
+    changes = params_changes(old, yaml.safe_load(after) or {})
+    written = upgrade_commands(dvc_yaml)
+    if after != before:
+        tmp_params = params.with_name(f".{params.name}.upgrade")
+        tmp_params.write_bytes(after)
+        tmp_params.replace(params)
+    written.append(
+        f"params.yaml ({len(changes)} values changed)" if changes else "params.yaml (unchanged)"
+    )
+    return written, changes
+
+
 def stale_stages(dvc_yaml: Path) -> dict[str, tuple[str, str]]:
     """stage -> (recorded, installed) code digest, where they differ (an upgraded tunixrt)."""
     out = {}
@@ -139,6 +206,11 @@ def stale_stages(dvc_yaml: Path) -> dict[str, tuple[str, str]]:
         if name in STAGES and (new := code_digest(name, STAGES[name].target)) != old:
             out[name] = (old, new)
     return out
+
+
+def _require_git(root: Path) -> None:
+    if not (root / ".git").exists():
+        raise ConfigError(f"{root}: not a git repository (run `git init` first)")
 
 
 def _run(args: list[str], root: Path) -> None:
@@ -151,18 +223,16 @@ def init_pipeline(root: Path, *, force: bool = False, upgrade: bool = False) -> 
     """Make `root` (a git repository) a tunixrt pipeline; the files written, for the log."""
     from tunixrt.compose import write_params
 
-    if not (root / ".git").exists():
-        raise ConfigError(f"{root}: not a git repository (run `git init` first)")
+    _require_git(root)
     written = []
-    dvc_yaml = root / "dvc.yaml"
     if upgrade:
-        return upgrade_commands(dvc_yaml)
+        return upgrade_pipeline(root)[0]
     targets = {"dvc.yaml": pipeline_yaml(), "conf/config.yaml": USER_CONFIG}
     existing = [rel for rel in (*targets, "params.yaml") if (root / rel).exists()]
     if existing and not force:
         raise ConfigError(
             f"{', '.join(existing)} already exist here; `tunixrt init --force` overwrites them "
-            "(`tunixrt init --upgrade` rewrites dvc.yaml alone)"
+            "(`tunixrt init --upgrade` updates dvc.yaml and params.yaml for an upgraded tunixrt)"
         )
     if not (root / ".dvc").is_dir():
         _run([sys.executable, "-m", "dvc", "init", "-q"], root)

@@ -9,7 +9,15 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
-PACKAGES = ("tunixrt", "dvc", "hydra-core", "pydantic", "jax", "flax", "optax", "google-tunix")
+from tunixrt.manifest.schema import LIBRARIES, library_differences
+from tunixrt.paths import RUN_MANIFEST
+
+PACKAGES = ("tunixrt", "dvc", "hydra-core", "pydantic", *LIBRARIES)
+LIBRARY_HINT = (
+    "DVC does not see a library change: install the recorded versions, or record the installed "
+    "ones with `dvc repro --force --single-item manifest` then `dvc repro` (train and what "
+    "follows rerun) and commit dvc.lock"
+)
 
 
 def _version(dist: str) -> str | None:
@@ -25,6 +33,25 @@ def _devices() -> list[str] | str:
     import jax
 
     return [f"{d.platform}:{d.id} {d.device_kind}" for d in jax.devices()]
+
+
+def library_drift(root: Path) -> list[dict[str, str | None]]:
+    """Where the run manifest here records other library versions than are installed (a run
+    made with another jax, flax, tunix, ...); none without a manifest or one that records none."""
+    import yaml
+
+    path = root / RUN_MANIFEST
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return []
+    recorded = doc.get("libraries") if isinstance(doc, dict) else None
+    if not isinstance(recorded, dict):
+        return []
+    return [
+        {"library": lib, "recorded": old, "installed": new}
+        for lib, old, new in library_differences(recorded)
+    ]
 
 
 def _pipeline(root: Path) -> dict[str, Any] | None:
@@ -48,6 +75,7 @@ def _pipeline(root: Path) -> dict[str, Any] | None:
     from tunixrt.scaffold import stale_stages
 
     info["code_changed"] = sorted(stale_stages(root / "dvc.yaml"))
+    info["libraries_changed"] = library_drift(root)
     with Repo(str(root)) as repo:
         info["stages"] = [s.addressing for s in repo.index.stages]
         info["stale"] = {k: [str(c) for c in v] for k, v in sorted(repo.status().items())}
@@ -64,7 +92,7 @@ def collect(root: Path, devices: bool = True) -> dict[str, Any]:
 
 def render(info: dict[str, Any]) -> str:
     lines = ["versions:"]
-    lines += [f"  {k:<13} {v or 'not installed'}" for k, v in info["versions"].items()]
+    lines += [f"  {k:<17} {v or 'not installed'}" for k, v in info["versions"].items()]
     dev = info["devices"]
     lines.append("devices:" + (f" {dev}" if isinstance(dev, str) else ""))
     if not isinstance(dev, str):
@@ -91,6 +119,14 @@ def render(info: dict[str, Any]) -> str:
                 f"  code changed since dvc.yaml was written: {', '.join(pipe['code_changed'])} "
                 "(tunixrt upgraded: run `tunixrt init --upgrade`, then `dvc repro`)"
             )
+        if drift := pipe.get("libraries_changed"):
+            lines.append(f"  libraries: {RUN_MANIFEST} records other versions than are installed")
+            lines += [
+                f"    warning: {d['library']}: recorded {d['recorded'] or '(not installed)'}, "
+                f"installed {d['installed'] or '(not installed)'}"
+                for d in drift
+            ]
+            lines.append(f"    ({LIBRARY_HINT})")
         if pipe["stale"]:
             lines.append("  stale:")
             lines += [f"    {k}: {', '.join(v)}" for k, v in pipe["stale"].items()]

@@ -9,10 +9,11 @@ import zlib
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping
 from functools import partial
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, NamedTuple
 
 import orjson
+import yaml
 from tqdm import tqdm
 
 from tunixrt.errors import ConfigError, DataError
@@ -24,14 +25,13 @@ from tunixrt.ingest.synthetic import generate
 from tunixrt.jsonio import LongLine, atomic_writer, dumps_line, iter_lines, write_json
 from tunixrt.parallel import ordered_map, workers_available
 from tunixrt.paths import INGEST_REPORT as REPORT
-from tunixrt.paths import REJECTS, TRACES, confined
+from tunixrt.paths import REJECTS, TRACES, confined, leaves_root
 from tunixrt.paths import TRACES_DIR as OUT_DIR
 from tunixrt.traces import RecordError, TraceLimits, canonical_trace
 from tunixrt.validation import config_where
 
 RAW_CHARS = 512
-# Folders dvc.yaml declares as ingest dependencies: files elsewhere are read but not tracked.
-TRACKED_INPUT_DIRS = ("fixtures", "inputs")
+DVC_YAML = "dvc.yaml"
 
 
 class Unreadable(NamedTuple):
@@ -77,28 +77,84 @@ def _matches(pattern: str, root: Path, key: str) -> list[Path]:
             raise ConfigError(f"{config_where()}: {key}: {what} {why}")
         return [root / pattern]
     matches = []
-    for m in sorted(glob.glob(str(root / pattern), recursive=True)):
-        why = _kind_of(Path(m))
+    # matched below the root, so a `[` or `*` in the root's own path is not a pattern
+    for rel in sorted(glob.glob(pattern, root_dir=root, recursive=True)):
+        why = _kind_of(root / rel)
         if why is None:
-            matches.append(Path(m))
-        elif not os.path.isdir(m):
-            rel = os.path.relpath(m, root)
+            matches.append(root / rel)
+        elif not os.path.isdir(root / rel):
             print(f"ingest: warning: {key}: skipping {rel}: it {why}", file=sys.stderr)
     if not matches:
         raise ConfigError(f"{config_where()}: {key}: no file matches {pattern!r}")
     return matches
 
 
+def tracked_inputs(root: Path) -> tuple[str, ...] | None:
+    """The ingest stage's deps in `root`/dvc.yaml (the files and folders DVC hashes for it), or
+    None without a dvc.yaml that has an ingest stage (a library call, `tunixrt run` in a folder
+    that is no DVC pipeline): then nothing is tracked and nothing is checked."""
+    path = root / DVC_YAML
+    if not path.is_file():
+        return None
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{DVC_YAML}: not valid YAML: {exc}") from None
+    stages = doc.get("stages") if isinstance(doc, dict) else None
+    if not isinstance(stages, dict):
+        return None
+    stage = stages.get("ingest")
+    if not isinstance(stage, dict):  # a renamed stage: the one whose command runs ingest
+        stage = next(
+            (
+                s
+                for s in stages.values()
+                if isinstance(s, dict)
+                and any(
+                    c in str(s.get("cmd", "")) for c in ("tunixrt.stages ingest", "stages.ingest")
+                )
+            ),
+            None,
+        )
+    if stage is None:
+        return None
+    deps = stage.get("deps") or []
+    return tuple(
+        PurePosixPath(os.path.normpath(d)).as_posix()
+        for d in (deps if isinstance(deps, list) else [])
+        if isinstance(d, str) and leaves_root(d) is None
+    )
+
+
+def _is_code(path: Path) -> bool:
+    return path.suffix == ".py" or (path / "__init__.py").is_file()
+
+
+def _is_tracked(rel: str, deps: tuple[str, ...]) -> bool:
+    return any(d == "." or rel == d or rel.startswith(d + "/") for d in deps)
+
+
 def expand_paths(patterns: list[str], root: Path) -> list[str]:
     """Expand globs, inside the workspace; the result is sorted so listing order never changes
-    the output."""
+    the output. Under a dvc.yaml, every file must be one the ingest stage's deps cover: else
+    `dvc repro` would not see it change, and the traces would no longer be what dvc.lock says."""
     found: set[str] = set()
+    deps = tracked_inputs(root)
     for k, pattern in enumerate(patterns):
         key = f"source.paths.{k}"
         confined(pattern, root, f"{config_where()}: {key}")
         for m in _matches(pattern, root, key):
             rel = Path(os.path.relpath(m, root)).as_posix()
             confined(rel, root, f"{config_where()}: {key}")  # a match that links outside
+            if deps is not None and not _is_tracked(rel, deps):
+                data = [d for d in deps if not _is_code(root / d)]
+                raise ConfigError(
+                    f"{config_where()}: {key}: {rel!r} is not under the ingest stage's deps in "
+                    f"{DVC_YAML} (its data deps: {', '.join(data) or 'none'}), so `dvc repro` "
+                    "would not notice it change; move the file under one of them (inputs/ in a "
+                    f"`tunixrt init` pipeline), or add its folder to the ingest stage's deps in "
+                    f"{DVC_YAML}"
+                )
             found.add(rel)
     return sorted(found)
 
@@ -123,12 +179,6 @@ def _raw_records(cfg: SourceConfig, labels: list[str], root: Path) -> Iterator[R
             yield "synthetic", k, rec
         return
     for label in labels:
-        if not any(label.startswith(d + "/") for d in TRACKED_INPUT_DIRS):
-            print(
-                f"ingest: warning: {label} is outside {'/, '.join(TRACKED_INPUT_DIRS)}/, "
-                "so dvc.yaml does not track it and `dvc repro` will not notice it change",
-                file=sys.stderr,
-            )
         yield from _file_records(label, root / label, cfg.limits.record_max_bytes)
 
 

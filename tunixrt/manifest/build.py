@@ -98,6 +98,7 @@ def build_run_manifest(params: Mapping[str, Any], root: Path) -> RunManifest:
         )
     return RunManifest(
         tunixrt_version=installed_version(),
+        libraries=RunManifest.installed_libraries(),
         seed=training.seed,
         model=model,
         dataset=DatasetSection(

@@ -3,11 +3,14 @@ those config groups.
 
 Keys and defaults follow tunix-rt's manifest (`version`, `runner`, `mode`, `model.model_id`,
 `dataset.format`, `dataset.path`, `training.*`, `output.output_dir`) with tunix-rt's ranges;
-what it lacked (dataset key and hashes, tokenizer, mesh, seed, tunixrt version) is added.
+what it lacked (dataset key and hashes, tokenizer, mesh, seed, tunixrt and library versions) is
+added.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -26,6 +29,35 @@ LORA_MODULES = {  # each family's attention and MLP projections (Tunix's module 
     "qwen2": _LLAMA_LORA,
     "qwen3": _LLAMA_LORA,
 }
+
+
+# The training stack whose versions a run manifest records (distribution names, as pip knows them).
+LIBRARIES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "google-tunix", "qwix")
+
+
+def installed_libraries() -> dict[str, str | None]:
+    """The installed version of each of LIBRARIES, None where one is not installed. Read from
+    the distributions' metadata, nothing imported: the data stages never import JAX."""
+    out: dict[str, str | None] = {}
+    for dist in LIBRARIES:
+        try:
+            out[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[dist] = None
+    return out
+
+
+def library_differences(
+    recorded: Mapping[str, Any], installed: Mapping[str, str | None] | None = None
+) -> list[tuple[str, str | None, str | None]]:
+    """(library, recorded version, installed version) where a run manifest's `libraries` differ
+    from what is installed; none for a manifest that records none (an older tunixrt's)."""
+    now = installed_libraries() if installed is None else installed
+    return [
+        (lib, ver, now.get(lib))
+        for lib, ver in sorted(recorded.items())
+        if isinstance(lib, str) and ver != now.get(lib)
+    ]
 
 
 class _Strict(BaseModel):
@@ -251,6 +283,13 @@ class RunManifest(_Strict):
     tunixrt_version: str | None = Field(
         description="the installed tunixrt; None from a source tree that is not installed"
     )
+    libraries: dict[str, str | None] = Field(
+        default_factory=dict,
+        description="the installed version of each library of the training stack (jax, jaxlib, "
+        "flax, optax, orbax-checkpoint, google-tunix, qwix; null: not installed) when the "
+        "manifest was written; `tunixrt status` and `tunixrt verify` flag a run whose libraries "
+        "differ from the installed ones. {}: not recorded (an older manifest)",
+    )
     seed: int = Field(description="train.seed")
     model: ModelSection = Field(description="the `model` group")
     dataset: DatasetSection = Field(description="the exports and how they were rendered")
@@ -264,6 +303,11 @@ class RunManifest(_Strict):
         default_factory=WeightsSection, description="digests of the tokenizer and checkpoint"
     )
     output: OutputSection = Field(default_factory=OutputSection, description="where outs go")
+
+    @staticmethod
+    def installed_libraries() -> dict[str, str | None]:
+        """What the manifest stage records in `libraries` (see `installed_libraries`)."""
+        return installed_libraries()
 
     @model_validator(mode="after")
     def _family_lora_modules(self) -> RunManifest:

@@ -1,7 +1,9 @@
 """`tunixrt verify` / `make verify`: the CI reproducibility check.
 
 Everything is checked on a fresh clone of the committed HEAD (uncommitted changes are not CI's):
-1. params.yaml equals conf/ composed with no overrides.
+1. params.yaml equals conf/ composed with no overrides; in a pipeline `tunixrt init` wrote, each
+   stage's recorded code is the installed code; the committed run's libraries (jax, flax, tunix,
+   ... as its run manifest records them) are the installed ones.
 2. `dvc repro` from nothing, then `dvc status` is clean.
 3. Every data-stage out (ingest, dataset, export, manifest) has the md5 the committed dvc.lock
    records, and the lock's deps and params match what the clone computed (else it is stale).
@@ -15,6 +17,7 @@ Everything is checked on a fresh clone of the committed HEAD (uncommitted change
 from __future__ import annotations
 
 import difflib
+import hashlib
 import os
 import shutil
 import subprocess
@@ -27,6 +30,8 @@ from typing import Any
 import yaml
 
 from tunixrt.compose import PARAMS_FILE, write_params
+from tunixrt.manifest.schema import library_differences
+from tunixrt.paths import RUN_MANIFEST
 
 DATA_STAGES = ("ingest", "dataset", "export", "manifest")
 MODEL_STAGES = ("train", "rl", "evaluate")
@@ -101,6 +106,55 @@ def check_code_digests(root: Path, report: Report) -> None:
 
 def _entries(stage: dict[str, Any], kind: str) -> dict[str, str | None]:
     return {e["path"]: e.get("md5") for e in stage.get(kind, [])}
+
+
+def committed_manifest(root: Path, lock: dict[str, Any]) -> dict[str, Any] | None:
+    """The run manifest the committed dvc.lock records, found by its md5 in `root`'s workspace
+    or DVC cache, as data; None when neither holds it (or the lock has no manifest stage)."""
+    stage = lock.get("stages", {}).get("manifest") or {}
+    md5 = _entries(stage, "outs").get(RUN_MANIFEST.as_posix())
+    if not md5:
+        return None
+    cached = root / ".dvc" / "cache" / "files" / "md5" / md5[:2] / md5[2:]
+    for path in (root / RUN_MANIFEST, cached):
+        if path.is_file() and hashlib.md5(data := path.read_bytes()).hexdigest() == md5:
+            doc = yaml.safe_load(data)
+            return doc if isinstance(doc, dict) else None
+    return None
+
+
+def check_libraries(root: Path, lock: dict[str, Any], report: Report) -> None:
+    """The committed run's libraries (its run manifest's `libraries`) are the installed ones:
+    with others, the fresh manifest's md5 differs from the lock's and the committed metrics come
+    from another stack, and DVC cannot tell (no dep or param changed)."""
+    manifest = committed_manifest(root, lock)
+    if manifest is None:
+        if "manifest" in lock.get("stages", {}):
+            print(
+                f"note: libraries not checked: the committed {RUN_MANIFEST} is neither in the "
+                "workspace nor in the DVC cache (`dvc pull` it)",
+                flush=True,
+            )
+        return
+    recorded = manifest.get("libraries")
+    if not isinstance(recorded, dict) or not recorded:
+        return  # a manifest from before libraries were recorded
+    differ = library_differences(recorded)
+    pins = " ".join(f"'{lib}=={old}'" for lib, old, _ in differ if old)
+    report.check(
+        not differ,
+        "the committed run's libraries (its run manifest) are the installed ones",
+        "differ: "
+        + ", ".join(
+            f"{lib} recorded {old or '(not installed)'}, installed {new or '(not installed)'}"
+            for lib, old, new in differ
+        )
+        + "\n     the committed outs and metrics come from those versions, and DVC does not see "
+        "a library change; fix: install them"
+        + (f" (pip install {pins})" if pins else "")
+        + ", or record the installed ones: `dvc repro --force --single-item manifest`, "
+        "`dvc repro`, commit dvc.lock",
+    )
 
 
 def compare_locks(
@@ -197,6 +251,7 @@ def verify(
             committed is not None, "dvc.lock is committed", "run `dvc repro`, commit dvc.lock"
         ):
             return report
+        check_libraries(root, committed, report)
         declared = yaml.safe_load((clone / "dvc.yaml").read_text()).get("stages", {})
         target = [s for s in DATA_STAGES if s in declared] if data_only else []
         print(f"running `dvc repro {' '.join(target)}` in {clone} ...", flush=True)

@@ -1,0 +1,74 @@
+"""`tunixrt init --upgrade` without building a wheel: the package installed here stands for the
+upgraded one, and an older params.yaml (other defaults, a key since removed) for the old one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import tunixrt
+
+from tunixrt.compose import write_params
+from tunixrt.errors import ConfigError
+from tunixrt.scaffold import USER_CONFIG, pipeline_yaml, upgrade_pipeline
+
+
+def user_repo(root: Path, conf: str = USER_CONFIG) -> Path:
+    """A pipeline as `tunixrt init` writes it (the git repository is only looked for)."""
+    (root / ".git").mkdir(parents=True)
+    (root / "conf").mkdir()
+    (root / "conf" / "config.yaml").write_text(USER_CONFIG)
+    (root / "dvc.yaml").write_text(pipeline_yaml())
+    write_params(root)
+    (root / "conf" / "config.yaml").write_text(conf)
+    return root
+
+
+def old_params(root: Path) -> str:
+    """params.yaml as an older tunixrt composed it: another default, a key it has no more, and
+    no value yet for a key it did not have."""
+    current = (root / "params.yaml").read_text()
+    old = current.replace("  max_new_tokens:", "  retired_key: 3\n  max_new_tokens:", 1)
+    old = old.replace("\n  seed: 0\n", "\n  seed: 7\n", 1)  # source.seed comes first
+    old = old.replace("  max_reject_fraction: 0.5\n", "", 1)
+    assert old != current
+    (root / "params.yaml").write_text(old)
+    return current
+
+
+def test_upgrade_recomposes_params_yaml_and_prints_what_changed(tmp_path: Path) -> None:
+    root = user_repo(tmp_path / "repo")
+    composed = old_params(root)
+    proc = tunixrt("init", "--upgrade", cwd=root)
+    assert (root / "params.yaml").read_text() == composed
+    assert "wrote dvc.yaml (no stage changed), params.yaml (3 values changed)" in proc.stderr
+    lines = [ln.strip() for ln in proc.stderr.splitlines()]
+    assert "source.seed: 7 -> 0" in lines
+    assert "eval.retired_key: 3 -> (removed)" in lines
+    assert "source.max_reject_fraction: (new) 0.5" in lines
+    again = tunixrt("init", "--upgrade", cwd=root)
+    assert "params.yaml (unchanged)" in again.stderr and "->" not in again.stderr
+
+
+def test_upgrade_that_conf_no_longer_composes_with_changes_nothing(tmp_path: Path) -> None:
+    """A key the installed package renamed: the error names it and says what to do, and
+    neither dvc.yaml nor params.yaml is touched (the stages keep refusing their old digest)."""
+    conf = USER_CONFIG + "train:\n  learning_rate_peak: 1.0e-3\n"
+    root = user_repo(tmp_path / "repo", conf)
+    dvc_yaml = root / "dvc.yaml"
+    digest = pipeline_yaml().split("tunixrt.stages dataset --code ")[1].split()[0]
+    dvc_yaml.write_text(dvc_yaml.read_text().replace(digest, "0" * len(digest)))
+    before = {p: (root / p).read_bytes() for p in ("dvc.yaml", "params.yaml")}
+    with pytest.raises(ConfigError) as info:
+        upgrade_pipeline(root)
+    msg = str(info.value)
+    assert "train.learning_rate_peak: unknown key" in msg
+    assert "fix conf/config.yaml" in msg and "nothing was changed" in msg
+    assert {p: (root / p).read_bytes() for p in before} == before
+
+
+def test_upgrade_refuses_a_dvc_yaml_it_did_not_write(tmp_path: Path) -> None:
+    root = user_repo(tmp_path / "repo")
+    (root / "dvc.yaml").write_text("stages:\n  mine:\n    cmd: python train.py\n")
+    with pytest.raises(ConfigError, match="not written by `tunixrt init`"):
+        upgrade_pipeline(root)
