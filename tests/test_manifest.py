@@ -137,7 +137,7 @@ def test_no_version_enters_the_manifest_when_tunixrt_is_not_installed(root, monk
 def test_weights_section_names_the_files_a_run_starts_from(root: Path) -> None:
     import struct
 
-    from tunixrt.manifest.weights import checkpoint_digest
+    from tunixrt.manifest.weights import DigestCache, checkpoint_digest
 
     assert build_run_manifest(params(), root).weights.checkpoint_digest is None  # random init
     ckpt = root / "models/ckpt"  # configured paths stay inside the pipeline root
@@ -148,14 +148,18 @@ def test_weights_section_names_the_files_a_run_starts_from(root: Path) -> None:
     tok = {"kind": "sentencepiece", "path": "models/ckpt/tokenizer.model"}
     model = {**MODEL, "checkpoint_path": "models/ckpt", "preset": "gemma3_270m", "tokenizer": tok}
     w = build_run_manifest({**params(), "model": model}, root).weights
-    assert w.checkpoint_files == 2 and w.checkpoint_digest == checkpoint_digest(ckpt)[0]
+    assert (
+        w.checkpoint_files == 2
+        and w.checkpoint_digest == checkpoint_digest(ckpt, DigestCache(root))[0]
+    )
     assert w.tokenizer_sha256 == hashlib.sha256(b"sp").hexdigest()
     # a different tensor layout (the header), same sizes: another digest
     other = header.replace(b"[2]", b"[1]").replace(b"[0,8]", b"[0,4]")
     (ckpt / "model.safetensors").write_bytes(struct.pack("<Q", len(other)) + other + bytes(8))
-    assert checkpoint_digest(ckpt)[0] != w.checkpoint_digest
-    missing = {**model, "checkpoint_path": "models/not-yet"}
-    assert build_run_manifest({**params(), "model": missing}, root).weights.checkpoint_files == 0
+    assert checkpoint_digest(ckpt, DigestCache(root))[0] != w.checkpoint_digest
+    missing = {**model, "checkpoint_path": "models/not-yet"}  # refused, not cached as null
+    with pytest.raises(ConfigError, match=r"model\.checkpoint_path: models/not-yet: no such"):
+        build_run_manifest({**params(), "model": missing}, root)
 
 
 def test_manifest_records_library_versions_without_importing_them(root: Path) -> None:

@@ -278,10 +278,10 @@ def test_presets_need_a_local_checkpoint(tmp_path) -> None:
     preset = ModelSection(model_id="g", family="gemma3", preset="gemma3_1b_it")
     with pytest.raises(ConfigError, match=r"checkpoint_path.*downloads nothing"):
         build_model(preset, tok, mesh, seed=0, root=tmp_path)
-    missing = preset.model_copy(update={"checkpoint_path": "weights/gemma"})
+    missing = preset.model_copy(update={"checkpoint_path": "models/gemma"})
     with pytest.raises(ConfigError, match="no such folder"):
         build_model(missing, tok, mesh, seed=0, root=tmp_path)
-    (tmp_path / "weights/gemma").mkdir(parents=True)
+    (tmp_path / "models/gemma").mkdir(parents=True)
     with pytest.raises(ConfigError, match=r"orbax|safetensors|Checkpoint|checkpoint"):
         build_model(missing, tok, mesh, seed=0, root=tmp_path)
     with pytest.raises(ConfigError, match=r"not a Tunix gemma3 preset.*gemma3_270m"):

@@ -44,7 +44,7 @@ def preflight(
     eval_cfg: EvalConfig,
     root: Path,
 ) -> None:
-    checkpoint_dir(model, root)
     tokenizer_file(model, root)
+    checkpoint_dir(model, root)
     check_batch_fits_mesh(training, runtime)
     check_eval_sets(eval_cfg, root)
