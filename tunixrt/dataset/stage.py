@@ -136,7 +136,8 @@ class _Selection:
             split=self.cfg.split,
         )
         lines = (line for _, line in iter_lines(self.root / TRACES) if line)
-        return ordered_map_pairs(facts, lines, workers=self._workers)
+        task = f"dataset: reading {TRACES}"
+        return ordered_map_pairs(facts, lines, workers=self._workers, task=task)
 
     def _candidates(self, count: bool) -> Iterator[tuple[bytes, Facts]]:
         seen: set[bytes] = set()

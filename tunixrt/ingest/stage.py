@@ -229,6 +229,10 @@ def _weight(record: RawRecord) -> int:
     return len(raw) if isinstance(raw, bytes) else RAW_CHARS
 
 
+def _where(record: RawRecord) -> str:
+    return f"checking {record[0]} from line {record[1]} on"
+
+
 def _workers(labels: list[str], root: Path) -> int:
     size = sum((root / label).stat().st_size for label in labels)
     return workers_available() if size >= PARALLEL_MIN_BYTES else 1
@@ -288,7 +292,13 @@ def ingest(cfg: SourceConfig, root: Path, *, sort_run_size: int = 40_000) -> dic
             raw = _raw_records(cfg, labels, root)
             workers = _workers(labels, root)
             checked = ordered_map(
-                check, raw, workers=workers, weigh=_weight, chunk_weight=CHUNK_BYTES
+                check,
+                raw,
+                workers=workers,
+                weigh=_weight,
+                chunk_weight=CHUNK_BYTES,
+                task="ingest",
+                where=_where,
             )
             records = tqdm(checked, desc="ingest", unit=" rec", disable=None)
             for seq, (src, line, tid, digest, body, raw_text) in enumerate(records):
