@@ -72,3 +72,18 @@ def test_upgrade_refuses_a_dvc_yaml_it_did_not_write(tmp_path: Path) -> None:
     (root / "dvc.yaml").write_text("stages:\n  mine:\n    cmd: python train.py\n")
     with pytest.raises(ConfigError, match="not written by `tunixrt init`"):
         upgrade_pipeline(root)
+
+
+def test_upgrade_adds_the_data_deps_a_newer_tunixrt_declares(tmp_path: Path) -> None:
+    """A dvc.yaml written before the manifest stage tracked models/: the upgrade adds the dep
+    (and the folder, with its README and .gitignore lines), keeping the rest of the text."""
+    root = user_repo(tmp_path / "repo")
+    dvc_yaml = root / "dvc.yaml"
+    old = dvc_yaml.read_text().replace("    - models\n", "", 1)
+    dvc_yaml.write_text(old + "# a line of the user's own\n")
+    proc = tunixrt("init", "--upgrade", cwd=root)
+    assert "dvc.yaml: manifest now depends on models" in proc.stderr
+    text = dvc_yaml.read_text()
+    assert text == pipeline_yaml() + "# a line of the user's own\n"
+    assert (root / "models/README.md").is_file()
+    assert {"/models/*", "!/models/README.md"} <= set((root / ".gitignore").read_text().split())

@@ -21,6 +21,7 @@ import yaml
 
 from tunixrt.errors import ConfigError
 from tunixrt.lineage import code_digest
+from tunixrt.paths import MODELS_DIR
 from tunixrt.stages import STAGES
 
 USER_CONFIG = """\
@@ -44,6 +45,8 @@ eval:
 """
 GITIGNORE = (
     "/data/",
+    "/models/*",  # downloads (hundreds of MB to many GB) stay out of git...
+    "!/models/README.md",  # ...but the folder exists in every clone: dvc.yaml tracks it
     "/runs/train/perf.json",
     "/runs/train/checkpoints.aside/",
     "/runs/rl/perf.json",
@@ -53,6 +56,12 @@ GITIGNORE = (
     "__pycache__/",
 )
 INPUTS_README = "Put trace files (JSONL, optionally .gz) here: dvc.yaml tracks this folder.\n"
+MODELS_README = (
+    "Download checkpoints and tokenizers here, one folder a model (docs/models.md), e.g.\n\n"
+    "    hf download google/gemma-3-1b-it --local-dir models/gemma-3-1b-it\n\n"
+    "git ignores everything here but this file. dvc.yaml tracks the folder: replacing a file\n"
+    "here makes `dvc status` show the pipeline stale, and `dvc repro` retrain.\n"
+)
 PLOTS: list[dict[str, Any]] = [
     {"training loss": {"x": "step", "y": {"runs/train/live/plots/metrics/train/loss.tsv": "loss"}}},
     {
@@ -130,8 +139,38 @@ def upgrade_commands(dvc_yaml: Path) -> list[str]:
         text = text.replace(
             f"tunixrt.stages {name} --code {old}", f"tunixrt.stages {name} --code {new}"
         )
+    text, added = _add_missing_deps(text)
     dvc_yaml.write_text(text, encoding="utf-8")
-    return [f"dvc.yaml ({', '.join(stale) or 'no stage changed'})"]
+    return [
+        f"dvc.yaml ({', '.join(stale) or 'no stage changed'})",
+        *(f"dvc.yaml: {name} now depends on {dep}" for name, dep in added),
+    ]
+
+
+def _add_missing_deps(text: str) -> tuple[str, list[tuple[str, str]]]:
+    """The data deps the installed stages declare (e.g. models/ for manifest) that the user's
+    dvc.yaml lacks, added under each stage's `deps:` (the rest of the text is kept as it is)."""
+    doc = yaml.safe_load(text) or {}
+    lines, added = text.splitlines(keepends=True), []
+    for name, spec in STAGES.items():
+        stage = (doc.get("stages") or {}).get(name)
+        if not isinstance(stage, dict):
+            continue
+        missing = [d for d in spec.deps if d not in (stage.get("deps") or [])]
+        if not missing:
+            continue
+        start = next((i for i, line in enumerate(lines) if line.rstrip() == f"  {name}:"), None)
+        if start is None or not isinstance(stage.get("deps"), list):
+            continue  # a layout of the user's own: left to them (status names the stale stage)
+        at = next(i for i in range(start, len(lines)) if lines[i].strip().startswith("deps:"))
+        item = lines[at + 1] if lines[at + 1].lstrip().startswith("- ") else lines[at]
+        indent = " " * (len(item) - len(item.lstrip()))
+        end = at + 1
+        while end < len(lines) and lines[end].startswith(f"{indent}- "):
+            end += 1
+        lines[end:end] = [f"{indent}- {d}\n" for d in missing]
+        added += [(name, d) for d in missing]
+    return "".join(lines), added
 
 
 def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -196,7 +235,7 @@ def upgrade_pipeline(root: Path) -> tuple[list[str], list[str]]:
     written.append(
         f"params.yaml ({len(changes)} values changed)" if changes else "params.yaml (unchanged)"
     )
-    return written, changes
+    return written + ensure_workspace_files(root), changes
 
 
 def stale_stages(dvc_yaml: Path) -> dict[str, tuple[str, str]]:
@@ -217,6 +256,24 @@ def _run(args: list[str], root: Path) -> None:
     proc = subprocess.run(args, cwd=root, capture_output=True, text=True)
     if proc.returncode != 0:
         raise ConfigError(f"{' '.join(args)} failed: {proc.stderr.strip()[-500:]}")
+
+
+def ensure_workspace_files(root: Path) -> list[str]:
+    """The folders dvc.yaml tracks (inputs/, models/), each with its README, and the .gitignore
+    entries; what was written."""
+    written = []
+    for folder, readme in (("inputs", INPUTS_README), (MODELS_DIR, MODELS_README)):
+        if not (root / folder).exists():
+            (root / folder).mkdir()
+            (root / folder / "README.md").write_text(readme, encoding="utf-8")
+            written.append(f"{folder}/README.md")
+    gitignore = root / ".gitignore"
+    lines = gitignore.read_text(encoding="utf-8").splitlines() if gitignore.exists() else []
+    missing = [g for g in GITIGNORE if g not in lines]
+    if missing:
+        gitignore.write_text("\n".join([*lines, *missing]) + "\n", encoding="utf-8")
+        written.append(".gitignore")
+    return written
 
 
 def init_pipeline(root: Path, *, force: bool = False, upgrade: bool = False) -> list[str]:
@@ -242,16 +299,7 @@ def init_pipeline(root: Path, *, force: bool = False, upgrade: bool = False) -> 
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_text(text, encoding="utf-8")
         written.append(rel)
-    if not (root / "inputs").exists():
-        (root / "inputs").mkdir()
-        (root / "inputs" / "README.md").write_text(INPUTS_README, encoding="utf-8")
-        written.append("inputs/README.md")
-    gitignore = root / ".gitignore"
-    lines = gitignore.read_text(encoding="utf-8").splitlines() if gitignore.exists() else []
-    missing = [g for g in GITIGNORE if g not in lines]
-    if missing:
-        gitignore.write_text("\n".join([*lines, *missing]) + "\n", encoding="utf-8")
-        written.append(".gitignore")
+    written += ensure_workspace_files(root)
     write_params(root)
     written.append("params.yaml")
     return written
