@@ -97,6 +97,19 @@ def test_grpo_on_the_smoke_preset(tmp_path: Path) -> None:
     steps_mean = metrics["reward_first10_mean"]  # 4 steps: the mean of the 4 step means
     assert steps_mean == pytest.approx(reward_mean, abs=1e-6)
 
+    # the reward's parser decides the numbers: an edit to it reruns rl, which starts over (the
+    # run before is set aside); a cadence change reruns it too, and it resumes
+    scoring = root / "tunixrt/evaluate/scoring.py"
+    original = scoring.read_text()
+    scoring.write_text(original + "\n# an edit\n")
+    proc = sh("dvc", "repro", "rl", cwd=root)
+    assert "belong to another configuration" in proc.stderr and "resuming" not in proc.stderr
+    tunixrt("compose", *BASE, *RL, "rl.checkpoint_every_steps=4", cwd=root)
+    proc = sh("dvc", "repro", "rl", cwd=root)
+    assert "resuming from checkpoint step 4 of 4" in proc.stderr
+    scoring.write_text(original)
+    tunixrt("compose", *BASE, *RL, cwd=root)
+
     # SIGKILL after the step-2 checkpoint, run again: the same outs as the uninterrupted run
     uninterrupted = _outs(root)
     sh("rm", "-rf", "runs/rl", cwd=root)
