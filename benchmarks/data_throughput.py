@@ -1,6 +1,6 @@
 """Traces/s and peak memory of the data stages against an orjson pass-through of the same file.
 
-    .venv/bin/python benchmarks/data_throughput.py [--n 300000] [--keep DIR]
+    .venv/bin/python benchmarks/data_throughput.py [--n 300000] [--keep DIR] [--smoke]
 
 Writes `--n` tunix-rt-shaped traces (the records of fixtures/tunix-rt/dev-reasoning-v2.jsonl,
 each with its own prompt; about 470 bytes a line) to inputs/traces.jsonl of a scratch pipeline
@@ -9,7 +9,8 @@ export, each as a whole process (`python -m tunixrt.stages STAGE`, the command d
 an orjson read-parse-dump-write pass over the same input (also its own process). It prints, per
 stage: seconds, traces/s (input traces of the stage / wall time), the ratio to the pass-through's
 traces/s, and the peak RSS of the process. Targets (docs/performance.md): ratio >= 0.33 for
-each stage, peak RSS <= 300 MB at 1,000,000 traces.
+each stage, peak RSS <= 300 MB at 1,000,000 traces. `--smoke` (the test suite's check that this
+script still runs): 1,000 traces.
 """
 
 from __future__ import annotations
@@ -65,7 +66,10 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=300_000, help="traces to write and ingest")
     ap.add_argument("--keep", type=Path, default=None, help="keep the scratch pipeline here")
+    ap.add_argument("--smoke", action="store_true", help="seconds-long run of the same code")
     args = ap.parse_args()
+    if args.smoke:
+        args.n = 1000
 
     tmp = Path(tempfile.mkdtemp(prefix="tunixrt-data-bench-"))
     root = args.keep or tmp

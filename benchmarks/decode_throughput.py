@@ -3,7 +3,9 @@ decode loop without a KV cache (one full forward pass over the whole sequence pe
 the same model (the default tiny Gemma3, random init), the same prompts and the same number of
 new tokens. Both are greedy and jitted; compilation is excluded (one warm-up call each).
 
-    .venv/bin/python benchmarks/decode_throughput.py [--prompts 64] [--new-tokens 96]
+    .venv/bin/python benchmarks/decode_throughput.py [--prompts 64] [--new-tokens 96] [--smoke]
+
+`--smoke` (the test suite's check that this script still runs): 2 prompts, 4 new tokens.
 """
 
 from __future__ import annotations
@@ -58,11 +60,14 @@ def no_cache_loop(model, tok, prompts: list[str], new_tokens: int) -> np.ndarray
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--prompts", type=int, default=64)
     ap.add_argument("--new-tokens", type=int, default=96)
+    ap.add_argument("--smoke", action="store_true", help="seconds-long run of the same code")
     a = ap.parse_args()
-    cfg = yaml.safe_load((ROOT / "conf/model/tiny_gemma3.yaml").read_text())
+    if a.smoke:
+        a.prompts, a.new_tokens = 2, 4
+    cfg = yaml.safe_load((ROOT / "tunixrt/conf/model/tiny_gemma3.yaml").read_text())
     tok = NoStop()
     model = build_model(ModelSection(**cfg), tok, make_mesh(RuntimeSection()), seed=0, root=ROOT)
     prompts = [
