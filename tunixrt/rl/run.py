@@ -130,6 +130,7 @@ def grpo(manifest: RunManifest, cfg: RLConfig, root: Path) -> dict[str, Any]:
         set_aside_foreign_checkpoints,
     )
     from tunixrt.train.metrics import clear_outputs, live_staging, publish_live, write_reports
+    from tunixrt.train.trainer import Checkpoints, Preemption
 
     if cfg.lora.enabled and manifest.training.lora.enabled:
         raise ConfigError(
@@ -306,6 +307,16 @@ def grpo(manifest: RunManifest, cfg: RLConfig, root: Path) -> dict[str, Any]:
         return {**base_metadata(), "fingerprint": fingerprint, **progress.metadata()}
 
     trainer.custom_checkpoint_metadata_fn = metadata
+    # every save carries `metadata()` (Tunix's final save passes none); SIGTERM saves the current
+    # step and ends the stage (exit 75), and a rerun resumes from it
+    preemption = Preemption()
+    trainer.checkpoint_manager = Checkpoints(
+        trainer.checkpoint_manager,
+        stage="rl",
+        last_step=cfg.max_steps,
+        metadata=metadata,
+        preemption=preemption,
+    )
 
     generate = (
         GreedyGenerator(
@@ -376,7 +387,7 @@ def grpo(manifest: RunManifest, cfg: RLConfig, root: Path) -> dict[str, Any]:
     if restored_step >= cfg.max_steps:
         _log(f"checkpoint step {restored_step} is the last step: nothing left to train")
     else:
-        with runtime.use_mesh(mesh):
+        with runtime.use_mesh(mesh), preemption.watching(restored_step):
             learner.train(batches(prompts, order))
     train_seconds = time.perf_counter() - t_train
 

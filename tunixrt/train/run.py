@@ -168,7 +168,6 @@ def train(manifest: RunManifest, root: Path) -> dict[str, Any]:
             model,
             make_optimizer(t, total_steps),
             config,
-            save_every=t.checkpoint_every_steps,
             fingerprint=fingerprint,
         )
     trainer.with_gen_model_input_fn(
