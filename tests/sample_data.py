@@ -91,3 +91,17 @@ def make_manifest(
         runtime=runtime or RuntimeSection(),
         output=OutputSection(output_dir=output_dir),
     )
+
+
+def run_data_stages(root: Path, n: int = 200) -> Path:
+    """ingest (n synthetic traces), dataset and export run in `root`, as the stages would."""
+    from tunixrt.dataset.config import DatasetConfig
+    from tunixrt.dataset.stage import build_dataset
+    from tunixrt.export.stage import export, parse_format
+    from tunixrt.ingest.config import parse_source
+    from tunixrt.ingest.stage import ingest
+
+    ingest(parse_source({"kind": "synthetic", "n": n}), root)
+    build_dataset(DatasetConfig(name="arith"), root)
+    export(parse_format({"name": "tunix_sft"}), root)
+    return root

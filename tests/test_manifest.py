@@ -6,14 +6,11 @@ from pathlib import Path
 
 import pytest
 import yaml
+from sample_data import run_data_stages
 
 import tunixrt
-from tunixrt.dataset.config import DatasetConfig
-from tunixrt.dataset.stage import build_dataset
 from tunixrt.errors import ConfigError
 from tunixrt.export.stage import export, parse_format
-from tunixrt.ingest.config import parse_source
-from tunixrt.ingest.stage import ingest
 from tunixrt.manifest.build import build_run_manifest, dump_manifest, run
 from tunixrt.manifest.load import load_run_manifest
 from tunixrt.manifest.schema import LIBRARIES
@@ -24,10 +21,7 @@ MODEL = {"model_id": "tiny", "family": "gemma3", "preset": "tiny"}
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    r = tmp_path_factory.mktemp("m")
-    ingest(parse_source({"kind": "synthetic", "n": 200}), r)
-    build_dataset(DatasetConfig(name="arith"), r)
-    export(parse_format({"name": "tunix_sft"}), r)
+    r = run_data_stages(tmp_path_factory.mktemp("m"), n=200)
     return r
 
 

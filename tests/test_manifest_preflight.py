@@ -9,13 +9,9 @@ from pathlib import Path
 
 import pytest
 from conftest import BIN, sh
+from sample_data import run_data_stages
 
-from tunixrt.dataset.config import DatasetConfig
-from tunixrt.dataset.stage import build_dataset
 from tunixrt.errors import ConfigError
-from tunixrt.export.stage import export, parse_format
-from tunixrt.ingest.config import parse_source
-from tunixrt.ingest.stage import ingest
 from tunixrt.manifest.build import build_run_manifest
 from tunixrt.manifest.weights import STATE
 
@@ -33,10 +29,7 @@ BYTES = {**PRESET, "tokenizer": {"kind": "byte"}}  # the checkpoint alone
 
 @pytest.fixture(scope="module")
 def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    r = tmp_path_factory.mktemp("m")
-    ingest(parse_source({"kind": "synthetic", "n": 60}), r)
-    build_dataset(DatasetConfig(name="arith"), r)
-    export(parse_format({"name": "tunix_sft"}), r)
+    r = run_data_stages(tmp_path_factory.mktemp("m"), n=60)
     (r / ".dvc/tmp").mkdir(parents=True)
     return r
 
