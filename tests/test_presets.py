@@ -20,6 +20,13 @@ def test_gemma_2b_it_lora_tpu_manifest_has_tunix_rt_values(tmp_path: Path) -> No
     assert "warning" not in composed.stderr
     params = yaml.safe_load((root / "params.yaml").read_text())
     assert params["model"]["model_id"] == "google/gemma-2b-it"
+    # the weights are not downloaded yet: the manifest stage says so, before any training
+    refused = tunixrt("run", "manifest", "experiment=gemma_2b_it_lora_tpu", cwd=root, check=False)
+    assert refused.returncode == 2 and "models/gemma-2b-it/tokenizer.model" in refused.stderr
+    download = root / "models/gemma-2b-it"  # stand-ins: the manifest stage only digests them
+    download.mkdir(parents=True)
+    (download / "tokenizer.model").write_bytes(b"a tokenizer")
+    (download / "model.safetensors").write_bytes(b"some weights")
     tunixrt("run", "manifest", "experiment=gemma_2b_it_lora_tpu", cwd=root)
     m = yaml.safe_load((root / "data/export/run_manifest.yaml").read_text())
     assert m["model"]["model_id"] == "google/gemma-2b-it"
