@@ -25,6 +25,7 @@ _LLAMA_LORA = ".*q_proj|.*k_proj|.*v_proj|.*o_proj|.*gate_proj|.*up_proj|.*down_
 LORA_MODULES = {  # each family's attention and MLP projections (Tunix's module names)
     "gemma3": _GEMMA_LORA,
     "gemma": _GEMMA_LORA,
+    "gemma4": _GEMMA_LORA + "|.*k_einsum",  # k_einsum: the 31B's and 26B's global layers
     "llama3": _LLAMA_LORA,
     "qwen2": _LLAMA_LORA,
     "qwen3": _LLAMA_LORA,
@@ -98,7 +99,7 @@ class ModelSection(_Strict):
     """`model` group: which Tunix model, from which weights."""
 
     model_id: str = Field(min_length=1, description="a name for the model, as tunix-rt had")
-    family: Literal["gemma3", "gemma", "llama3", "qwen2", "qwen3"] = Field(
+    family: Literal["gemma3", "gemma", "gemma4", "llama3", "qwen2", "qwen3"] = Field(
         description="the Tunix model family (tunix.models.<family>)"
     )
     preset: str = Field(
@@ -126,7 +127,7 @@ class ModelSection(_Strict):
         if tok.kind == "huggingface" and tok.chat_template is None:
             self.tokenizer = tok.model_copy(update={"chat_template": FAMILY_TEMPLATES[self.family]})
         if (
-            self.family in ("llama3", "qwen2", "qwen3")
+            self.family in ("gemma4", "llama3", "qwen2", "qwen3")
             and self.checkpoint_path is not None
             and tok.kind != "huggingface"
         ):
