@@ -2,7 +2,9 @@
 the spot: what a real model folder holds, at a size a CPU test loads in a second.
 
 - Hugging Face safetensors (`model.safetensors`, HF tensor names and [out, in] shapes) for
-  Gemma 3, Gemma 1 (google/gemma-2b-it), Gemma 2, Qwen2.5, Qwen3 and Llama 3;
+  Gemma 3, Gemma 1 (google/gemma-2b-it), Gemma 2, Qwen2.5, Qwen3 and Llama 3, and Gemma 4 in
+  its multimodal layout (the text model under `model.language_model.`, beside vision and audio
+  tower tensors);
 - the Kaggle/orbax layout of Gemma 3 (`transformer/layer_N/...` modules, einsum shapes);
 - a SentencePiece `tokenizer.model` laid out like Gemma's, and a byte-level BPE
   `tokenizer.json` with Qwen's or Llama 3's special tokens.
@@ -34,8 +36,10 @@ HF_SPECIALS = {
         "<|end_header_id|>",
         "<|eot_id|>",
     ],
+    # Gemma 4's tokenizer.json: pad 0, eos 1, bos 2 as Gemma's, and its turn brackets
+    "gemma4": ["<pad>", "<eos>", "<bos>", "<|turn>", "<turn|>"],
 }
-HF_END_OF_TURN = {"qwen": "<|im_end|>", "llama3": "<|eot_id|>"}
+HF_END_OF_TURN = {"qwen": "<|im_end|>", "llama3": "<|eot_id|>", "gemma4": "<turn|>"}
 
 
 def tokenizer_lines(records: Iterable[dict]) -> list[str]:
@@ -94,7 +98,7 @@ def train_tokenizer_json(
 class TinyConfig:
     """The shapes of a tiny model: what `model.config` tells Tunix, and what the files hold."""
 
-    kind: str  # gemma3 | gemma (Gemma 1) | gemma2 | qwen2 | qwen3 | llama3
+    kind: str  # gemma3 | gemma (Gemma 1) | gemma2 | gemma4 | qwen2 | qwen3 | llama3
     vocab: int
     layers: int = 2
     embed: int = 64
@@ -102,6 +106,12 @@ class TinyConfig:
     heads: int = 4
     head_dim: int = 16
     kv_heads: int = 1
+    # Gemma 4 only: layers alternate sliding and global attention (global heads are wider);
+    # the second half reuses the first half's keys and values and has a wider MLP; every layer
+    # adds a per-layer input embedding of this width
+    global_head_dim: int = 32
+    shared_hidden: int = 256
+    per_layer: int = 8
 
     @property
     def family(self) -> str:
@@ -126,6 +136,12 @@ class TinyConfig:
         if self.family == "gemma":
             base["attention_types"] = ["GLOBAL"] * self.layers
             base["use_post_attn_norm"] = base["use_post_ffw_norm"] = self.kind == "gemma2"
+        if self.kind == "gemma4":
+            base["attention_pattern"] = ["LOCAL_SLIDING", "GLOBAL"]
+            base["global_key_size"] = self.global_head_dim
+            base["frac_shared_layers"] = 0.5
+            base["override_kv_shared_ffw_hidden"] = self.shared_hidden
+            base["per_layer_input_dim"] = self.per_layer
         return base
 
 
@@ -151,11 +167,76 @@ def _norm(rng: np.random.Generator, c: TinyConfig, n: int) -> np.ndarray:
     return _normal(rng, n) + (1.0 if c.llama_like else 0.0)
 
 
+def gemma4_hf_tensors(c: TinyConfig, eot: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Gemma 4 as transformers' Gemma4ForConditionalGeneration saves it: the text model under
+    `model.language_model.` (per-layer input embeddings and their projection, `layer_scalar`,
+    q/k norms, plain-scale RMSNorm weights), and a few vision and audio tower tensors that a
+    text-only load must leave alone. KV-shared layers keep their k/v projections, as the
+    released checkpoints do (transformers skips them on load; Tunix loads and never uses them).
+    """
+    rng = np.random.default_rng(seed)
+    emb, _ = _embedding(rng, c, eot)
+    lm = "model.language_model."
+    L, P = c.layers, c.per_layer
+
+    def norm(n: int, scale: float = 1.0) -> np.ndarray:
+        return _normal(rng, n, scale=0.01 * scale) + scale
+
+    t: dict[str, np.ndarray] = {
+        lm + "embed_tokens.weight": emb,
+        lm + "embed_tokens_per_layer.weight": _normal(rng, c.vocab, L * P),
+        lm + "per_layer_model_projection.weight": _normal(rng, L * P, c.embed),
+        lm + "per_layer_projection_norm.weight": norm(P),
+        lm + "norm.weight": norm(c.embed),
+    }
+    shared_from = L // 2  # frac_shared_layers 0.5
+    for i in range(L):
+        p = f"{lm}layers.{i}."
+        hd = c.global_head_dim if i % 2 else c.head_dim  # sliding, global, sliding, ...
+        f = c.shared_hidden if i >= shared_from else c.hidden
+        q, kv = c.heads * hd, c.kv_heads * hd
+        t[p + "self_attn.q_proj.weight"] = _normal(rng, q, c.embed)
+        t[p + "self_attn.k_proj.weight"] = _normal(rng, kv, c.embed)
+        t[p + "self_attn.v_proj.weight"] = _normal(rng, kv, c.embed)
+        t[p + "self_attn.o_proj.weight"] = _normal(rng, c.embed, q, scale=1e-3)
+        t[p + "self_attn.q_norm.weight"] = norm(hd)
+        t[p + "self_attn.k_norm.weight"] = norm(hd)
+        t[p + "mlp.gate_proj.weight"] = _normal(rng, f, c.embed)
+        t[p + "mlp.up_proj.weight"] = _normal(rng, f, c.embed)
+        t[p + "mlp.down_proj.weight"] = _normal(rng, c.embed, f, scale=1e-3)
+        t[p + "input_layernorm.weight"] = norm(c.embed)
+        t[p + "pre_feedforward_layernorm.weight"] = norm(c.embed)
+        # the post-norms scale what each block adds to the residual stream: small, so the
+        # untrained model's first token stays the end-of-turn token
+        t[p + "post_attention_layernorm.weight"] = norm(c.embed, 0.1)
+        t[p + "post_feedforward_layernorm.weight"] = norm(c.embed, 0.1)
+        t[p + "per_layer_input_gate.weight"] = _normal(rng, P, c.embed)
+        t[p + "per_layer_projection.weight"] = _normal(rng, c.embed, P)
+        t[p + "post_per_layer_input_norm.weight"] = norm(c.embed, 0.1)
+        t[p + "layer_scalar"] = norm(1)
+    for name, shape in GEMMA4_TOWERS.items():
+        t[name] = _normal(rng, *shape)
+    return t
+
+
+# A few tensors of the vision and audio towers (names as transformers' Gemma 4 saves them,
+# shapes shrunk): a text-only load must skip them
+GEMMA4_TOWERS = {
+    "model.vision_tower.encoder.layers.0.self_attn.q_proj.linear.weight": (32, 32),
+    "model.vision_tower.encoder.layers.0.mlp.gate_proj.linear.weight": (48, 32),
+    "model.embed_vision.embedding_projection.weight": (64, 32),
+    "model.audio_tower.layers.0.feed_forward1.ffw_layer_1.linear.weight": (48, 32),
+    "model.embed_audio.embedding_projection.weight": (64, 32),
+}
+
+
 def hf_tensors(c: TinyConfig, eot: int, seed: int = 0) -> dict[str, np.ndarray]:
     """The tensors of a Hugging Face checkpoint of this family (names and [out, in] shapes of
     transformers' Gemma3ForCausalLM, GemmaForCausalLM, Gemma2ForCausalLM, Qwen2ForCausalLM,
-    Qwen3ForCausalLM and LlamaForCausalLM).
+    Qwen3ForCausalLM and LlamaForCausalLM; Gemma 4: `gemma4_hf_tensors`).
     """
+    if c.kind == "gemma4":
+        return gemma4_hf_tensors(c, eot, seed)
     rng = np.random.default_rng(seed)
     emb, out = _embedding(rng, c, eot)
     t: dict[str, np.ndarray] = {"model.embed_tokens.weight": emb}

@@ -1,5 +1,6 @@
 """Real checkpoint layouts through the real stages: tiny random weights written as users download
-them (HF safetensors for Gemma 3, Gemma, Qwen2.5, Qwen3 and Llama 3; Kaggle orbax for Gemma 3),
+them (HF safetensors for Gemma 3, Gemma, Gemma 4, Qwen2.5, Qwen3 and Llama 3; Kaggle orbax for
+Gemma 3),
 a tokenizer trained on the spot, then manifest -> train (a few steps) -> evaluate through
 `model.checkpoint_path`, with LoRA and without.
 
@@ -20,6 +21,7 @@ import pytest
 import yaml
 from conftest import iter_jsonl, make_pipeline, tunixrt
 from real_format import (
+    GEMMA4_TOWERS,
     HF_END_OF_TURN,
     HF_SPECIALS,
     TinyConfig,
@@ -60,7 +62,9 @@ class Case:
     @property
     def hf_tokenizer(self) -> str | None:
         """None: Gemma's sentencepiece; else which special tokens the tokenizer.json has."""
-        return {"qwen2": "qwen", "qwen3": "qwen", "llama3": "llama3"}.get(self.family)
+        return {"qwen2": "qwen", "qwen3": "qwen", "llama3": "llama3", "gemma4": "gemma4"}.get(
+            self.family
+        )
 
 
 GEMMA_CASES = [
@@ -74,6 +78,11 @@ HF_TOKENIZER_CASES = [
     Case("qwen3", "safetensors", lora=True, kv_heads=2),
     Case("qwen2", "safetensors", lora=False, kv_heads=2),
     Case("llama3", "safetensors", lora=False, kv_heads=2),
+]
+# Gemma 4 in its multimodal HF layout, with its own tokenizer.json and turn brackets
+GEMMA4_CASES = [
+    Case("gemma4", "safetensors", lora=True),
+    Case("gemma4", "safetensors", lora=False),
 ]
 
 
@@ -102,7 +111,8 @@ def write_model_folder(case: Case, root: Path) -> tuple[TinyConfig, Path, Path]:
     # Gemma 1's preset vocabulary differs from its download's (256128 vs 256000 rows): the
     # loader takes the file's, so this checkpoint has rows past the tokenizer's too
     vocab = VOCAB + 8 if case.kind == "gemma" else VOCAB
-    cfg = TinyConfig(case.kind, vocab=vocab, kv_heads=case.kv_heads)
+    layers = 4 if case.kind == "gemma4" else 2  # Gemma 4: two layers share the others' KV
+    cfg = TinyConfig(case.kind, vocab=vocab, kv_heads=case.kv_heads, layers=layers)
     if case.layout == "orbax":
         write_orbax(folder / "checkpoint", gemma3_kaggle_params(cfg, eot))
         return cfg, folder / "checkpoint", tok_path
@@ -120,6 +130,9 @@ def file_values(case: Case, folder: Path) -> dict[str, np.ndarray]:
         from safetensors.numpy import load_file
 
         named = list(load_file(str(folder / "model.safetensors")).items())
+        if case.kind == "gemma4":  # the text model only: the vision and audio towers stay out
+            assert any(name in GEMMA4_TOWERS for name, _ in named)
+            named = [(n, v) for n, v in named if n.startswith("model.language_model.")]
     return values_by_layer(named)
 
 
@@ -169,7 +182,9 @@ def run_case(case: Case, exported: Path, tmp_path: Path) -> None:
     assert weights.checkpoint_digest and weights.checkpoint_files >= 1
     assert manifest.training.lora.module_path == LORA_MODULES[case.family]  # the family's
     if case.hf_tokenizer:  # the family's template, recorded in the manifest
-        expected = {"qwen2": "qwen2.5", "qwen3": "qwen3", "llama3": "llama3"}[case.family]
+        expected = {"qwen2": "qwen2.5", "qwen3": "qwen3", "llama3": "llama3", "gemma4": "gemma4"}[
+            case.family
+        ]
         assert manifest.model.tokenizer.chat_template == expected
 
     files = file_values(case, ckpt)
@@ -227,4 +242,9 @@ def test_gemma_checkpoint_layouts_train_and_evaluate(case: Case, exported: Path,
 
 @pytest.mark.parametrize("case", HF_TOKENIZER_CASES, ids=lambda c: c.name)
 def test_qwen_and_llama_train_with_their_tokenizer_json(case: Case, exported, tmp_path) -> None:
+    run_case(case, exported, tmp_path)
+
+
+@pytest.mark.parametrize("case", GEMMA4_CASES, ids=lambda c: c.name)
+def test_gemma4_text_model_from_its_multimodal_checkpoint(case: Case, exported, tmp_path) -> None:
     run_case(case, exported, tmp_path)

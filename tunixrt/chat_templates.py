@@ -15,7 +15,7 @@ from typing import Literal
 
 from tunixrt.formats.gemma import END_OF_TURN, MODEL_TURN_START, USER_TURN_START
 
-ChatTemplateName = Literal["gemma", "qwen2.5", "qwen3", "llama3"]
+ChatTemplateName = Literal["gemma", "gemma4", "qwen2.5", "qwen3", "llama3"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,20 @@ CHAT_TEMPLATES: dict[str, ChatTemplate] = {
         eos="<eos>",
         pad="<pad>",
         markers=("<start_of_turn>",),
+    ),
+    # Gemma 4 (E2B/E4B instruction tuned): asymmetric turn brackets, <|turn>role ... <turn|>;
+    # the E models' generation prompt is the bare model turn (the 31B/26B templates add an
+    # empty thought channel there, <|channel>thought\n<channel|>, which this does not write)
+    "gemma4": ChatTemplate(
+        preamble="",
+        user="<|turn>user\n",
+        model="<|turn>model\n",
+        end_of_turn="<turn|>",
+        between_turns="\n",
+        bos="<bos>",
+        eos="<eos>",
+        pad="<pad>",
+        markers=("<|turn>",),
     ),
     # Qwen2.5 (and its coder/math models): ChatML, with Qwen's default system turn. Qwen has no
     # BOS; <|endoftext|>, its document separator, starts each sequence, <|fim_pad|> pads.
@@ -103,6 +117,7 @@ CHAT_TEMPLATES: dict[str, ChatTemplate] = {
 FAMILY_TEMPLATES: dict[str, ChatTemplateName] = {
     "gemma3": "gemma",
     "gemma": "gemma",
+    "gemma4": "gemma4",
     "qwen2": "qwen2.5",
     "qwen3": "qwen3",
     "llama3": "llama3",

@@ -2,7 +2,7 @@
 
 `preset: tiny` is a small random-init model whose vocabulary is the tokenizer's (rounded up to a
 multiple of 8). Any other preset is a `ModelConfig` classmethod of the family (gemma3_270m,
-gemma3_1b_it, gemma2_2b_it, llama3p2_1b, qwen2p5_0p5b, qwen3_0p6b, ...), and needs
+gemma3_1b_it, gemma2_2b_it, gemma4_e2b, llama3p2_1b, qwen2p5_0p5b, qwen3_0p6b, ...), and needs
 `checkpoint_path`: a local folder of HF safetensors (every family) or, for gemma3, an orbax
 checkpoint as Kaggle ships it. Nothing is downloaded.
 """
@@ -85,6 +85,31 @@ FAMILIES: dict[str, Family] = {
         },
         has_param_dtype=False,
     ),
+    # Gemma 4 (E2B/E4B): per-layer input embeddings, the last layers reusing earlier layers'
+    # keys and values (KV sharing), wider MLPs in those layers, plain-scale RMSNorm. HF
+    # checkpoints hold the text model as `model.language_model.*`; Tunix's loader maps only
+    # those names, so the vision and audio towers in the same files are never read.
+    "gemma4": Family(
+        module="tunix.models.gemma4.model",
+        model_class="Gemma4",
+        vocab_field="num_embed",
+        safetensors_loader="tunix.models.gemma4.params_safetensors",
+        tiny={
+            "num_layers": 4,
+            "embed_dim": 128,
+            "hidden_dim": 256,
+            "num_heads": 4,
+            "head_dim": 32,
+            "num_kv_heads": 1,
+            "sliding_window_size": 512,
+            "per_layer_input_dim": 16,
+            "global_key_size": 64,
+            "attention_pattern": ["LOCAL_SLIDING", "GLOBAL"],
+            "frac_shared_layers": 0.5,  # layers 2 and 3 reuse the keys and values of 0 and 1
+            "override_kv_shared_ffw_hidden": 512,  # and have a wider MLP, as E2B's do
+        },
+        has_param_dtype=True,
+    ),
     "llama3": Family(
         module="tunix.models.llama3.model",
         model_class="Llama3",
@@ -146,6 +171,12 @@ def _tiny_config(fam: Family, cls: Any, section: ModelSection, tokenizer: Tokeni
         import tunix.models.gemma.model as gemma
 
         base["attention_types"] = [gemma.AttentionType[a] for a in base["attention_types"]]
+    if fam.module.endswith("gemma4.model"):
+        import tunix.models.gemma4.model as gemma4
+
+        base["attention_pattern"] = tuple(
+            gemma4.AttentionType[a] for a in base["attention_pattern"]
+        )
     if fam.has_param_dtype:
         base["param_dtype"] = _dtype(section)
     fields = {f.name for f in dataclasses.fields(cls)}
