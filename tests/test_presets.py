@@ -41,7 +41,11 @@ def test_gemma_2b_it_lora_tpu_manifest_has_tunix_rt_values(tmp_path: Path) -> No
 
 @pytest.mark.parametrize(
     ("experiment", "runtime"),
-    [("gemma3_1b_lora_gpu", "gpu"), ("gemma3_270m_full_cpu", "cpu")],
+    [
+        ("gemma3_1b_lora_gpu", "gpu"),
+        ("gemma3_270m_full_cpu", "cpu"),
+        ("gemma4_e2b_lora_tpu", "tpu"),
+    ],
 )
 def test_presets_compose_a_coherent_real_run(experiment: str, runtime: str, capfd) -> None:
     p = compose(REPO, [f"experiment={experiment}"])
@@ -71,7 +75,8 @@ def test_every_model_file_composes_with_tunix_rt_values(model: str, capfd) -> No
     if m.preset != "tiny":  # real weights: where the download command of its comment puts them
         assert m.checkpoint_path and m.checkpoint_path.startswith("models/")
         assert m.tokenizer.path and m.tokenizer.path.startswith(m.checkpoint_path + "/")
-        kind = "sentencepiece" if m.family.startswith("gemma") else "huggingface"
+        # Gemma 1-3 ship tokenizer.model; Gemma 4, Qwen and Llama their tokenizer.json
+        kind = "sentencepiece" if m.family in ("gemma", "gemma3") else "huggingface"
         assert m.tokenizer.kind == kind
     if m.tokenizer.kind == "huggingface":
         assert m.tokenizer.chat_template == FAMILY_TEMPLATES[m.family]
