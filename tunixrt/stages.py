@@ -64,8 +64,9 @@ STAGES: dict[str, StageSpec] = {
             ("source",),
             "tunixrt.ingest.stage:run",
             deps=("inputs",),
-            outs=(TRACES.as_posix(), REJECTS.as_posix()),
-            metrics=(INGEST_REPORT.as_posix(),),
+            # the report is an out, not a stage metric: `dvc exp show` orders metric columns by
+            # stage, and its counters would come first; dvc.yaml lists it under `metrics:` last
+            outs=(TRACES.as_posix(), REJECTS.as_posix(), INGEST_REPORT.as_posix()),
             scratch=(f"{TRACES_DIR}/.ingest-sort-*", f"{TRACES_DIR}/.ingest-dups-*"),
         ),
         StageSpec(
