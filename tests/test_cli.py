@@ -1,7 +1,13 @@
 import json
+import shlex
+import shutil
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import orjson
+import pytest
 from conftest import REPO, make_pipeline, sh, tunixrt
 
 from tunixrt.compose import write_params
@@ -159,3 +165,156 @@ def test_meta_filter_override_as_docs_show_it(tmp_path: Path) -> None:
     overrides = shlex.split(line.split("#")[0])[2:]
     params = compose(REPO, overrides)
     assert params["dataset"]["filters"]["meta"] == {"category": "addition"}
+
+
+@pytest.fixture(scope="module")
+def inited(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A git repository after `tunixrt init` and the commit its output prints, run as printed;
+    and that output. Tests that change the workspace work on a copy."""
+    root = tmp_path_factory.mktemp("user") / "repo"
+    root.mkdir()
+    sh("git", "init", "-q", "-b", "main", cwd=root)
+    out = tunixrt("init", cwd=root).stderr
+    for line in out.splitlines():
+        if line.strip().startswith("git "):
+            sh(*shlex.split(line.strip()), cwd=root)
+    return root, out
+
+
+def test_init_says_what_it_trains_and_next_steps_that_work(inited: tuple[Path, str]) -> None:
+    root, out = inited
+    assert "this repository trains tiny-gemma3, the demo model" in out
+    assert "`tunixrt init --force --model PRESET` (gemma2_2b, gemma3_1b," in out
+    assert "`git add inputs/`" in out and "`dvc exp run --queue`" in out
+    assert "dvc exp run -S source=files -S 'source.paths=[inputs/*.jsonl]'" in out
+    assert sh("git", "status", "--porcelain", cwd=root).stdout == ""  # all of it committed
+    assert "&id" not in (root / "dvc.yaml").read_text()
+    assert "- override /model" not in (root / "conf/config.yaml").read_text()
+    assert {"/models/*", "!/models/README.md"} <= set((root / ".gitignore").read_text().split())
+
+
+def test_init_with_a_model_preset(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    root.mkdir()
+    sh("git", "init", "-q", "-b", "main", cwd=root)
+    out = tunixrt("init", "--model", "gemma3_1b", cwd=root).stderr
+    assert "warning" not in out  # tunix-rt's learning rate, not the demo model's
+    assert "this repository trains google/gemma-3-1b-it from models/gemma-3-1b-it/" in out
+    assert "hf download google/gemma-3-1b-it --local-dir models/gemma-3-1b-it" in out
+    assert "`dvc repro` stops at the manifest stage until it is there" in out
+    conf = (root / "conf/config.yaml").read_text()
+    assert conf.index("- experiment: null") < conf.index("- override /model: gemma3_1b")
+    params = (root / "params.yaml").read_text()
+    assert "model_id: google/gemma-3-1b-it" in params and "learning_rate: 2.0e-05" in params
+    bad = tunixrt("init", "--force", "--model", "gemma9", cwd=root, check=False)
+    assert bad.returncode == 2 and "invalid choice: 'gemma9'" in bad.stderr
+
+
+def test_init_in_a_subdirectory_or_outside_git_says_where_it_belongs(
+    inited: tuple[Path, str], tmp_path: Path
+) -> None:
+    root, _ = inited
+    sub = tunixrt("init", cwd=root / "inputs", check=False)
+    assert sub.returncode == 2 and "Traceback" not in sub.stderr
+    assert f"a subdirectory of the git repository {root}" in sub.stderr
+    assert f"run `tunixrt init` in {root}" in sub.stderr
+    (tmp_path / "nogit").mkdir()
+    outside = tunixrt("init", cwd=tmp_path / "nogit", check=False)
+    assert outside.returncode == 2 and "not a git repository" in outside.stderr
+
+
+def test_every_command_finds_the_pipeline_from_a_subdirectory(
+    inited: tuple[Path, str], tmp_path: Path
+) -> None:
+    root, _ = inited
+    sub = root / "inputs"
+    info = json.loads(tunixrt("status", "--json", "--no-devices", cwd=sub).stdout)
+    assert info["pipeline"]["root"] == str(root) and "ingest" in info["pipeline"]["stale"]
+    params = (root / "params.yaml").read_bytes()
+    assert f"wrote {root / 'params.yaml'}" in tunixrt("compose", cwd=sub).stderr
+    assert (root / "params.yaml").read_bytes() == params
+    verify = tunixrt("verify", "--data-only", cwd=sub, check=False)  # stops at the missing lock
+    assert "ok   fresh clone of HEAD" in verify.stdout and "fatal" not in verify.stdout
+    assert "ok   params.yaml equals conf/ composed" in verify.stdout
+    assert "FAIL dvc.lock is committed" in verify.stdout
+    docs = tunixrt("docs", "--check", cwd=sub, check=False)
+    assert docs.returncode == 1 and "stale docs/config-reference.md" in docs.stderr
+    assert not (sub / "docs").exists() and not (root / "docs").exists()
+    report = tunixrt("report", "--no-experiments", cwd=sub, check=False)
+    assert report.returncode == 2 and "data/dataset/manifest.json: not found" in report.stderr
+    work = shutil.copytree(root, tmp_path / "work", symlinks=True)
+    tunixrt("run", "ingest", "source.n=20", cwd=work / "conf")
+    assert orjson.loads((work / "data/traces/report.json").read_bytes())["accepted"] == 20
+    (tmp_path / "elsewhere").mkdir()
+    for cmd in (["run", "ingest"], ["compose"], ["verify"], ["report"], ["docs"]):
+        proc = tunixrt(*cmd, cwd=tmp_path / "elsewhere", check=False)
+        assert proc.returncode == 2, (cmd, proc.stderr)
+        assert "not in a tunixrt pipeline (no dvc.yaml and conf/" in proc.stderr, cmd
+
+
+def _reprs(node: Any) -> list[str]:
+    """Strings inside a JSON document that are Python reprs of dicts or lists."""
+    if isinstance(node, dict):
+        return [r for v in node.values() for r in _reprs(v)]
+    if isinstance(node, list):
+        return [r for v in node for r in _reprs(v)]
+    return [node] if isinstance(node, str) and node[:1] in "{[" else []
+
+
+def test_status_is_readable_and_json_all_the_way_down(inited: tuple[Path, str]) -> None:
+    root, _ = inited
+    proc = tunixrt("status", "--json", "--no-devices", cwd=root)
+    subprocess.run([sys.executable, "-m", "json.tool"], input=proc.stdout, text=True, check=True)
+    info = json.loads(proc.stdout)
+    assert _reprs(info) == []
+    stale = info["pipeline"]["stale"]
+    assert list(stale)[:3] == ["ingest", "dataset", "export"]  # dvc.yaml's order
+    outs = next(r["changed outs"] for r in stale["ingest"] if "changed outs" in r)
+    assert outs["data/traces/report.json"] == "deleted"
+    human = tunixrt("status", "--no-devices", cwd=root).stdout
+    assert "    ingest: changed outs: data/traces/traces.jsonl (deleted), " in human
+    assert "{'" not in human and "../" not in human
+
+
+def test_status_after_an_experiment_and_exp_show_order(
+    inited: tuple[Path, str], tmp_path: Path
+) -> None:
+    """`dvc exp run -S` leaves params.yaml other than conf/ composed: status names the values
+    and says how to keep them, not only `tunixrt compose` (which throws them away). Then
+    `dvc exp show` leads with the model's metrics, the ingest counters last."""
+    work = shutil.copytree(inited[0], tmp_path / "work", symlinks=True)
+    sh("dvc", "exp", "run", "ingest", "-S", "source.n=30", cwd=work)
+    info = json.loads(tunixrt("status", "--json", "--no-devices", cwd=work).stdout)["pipeline"]
+    assert info["params_match_conf"] is False
+    assert info["params_differences"] == ["source.n: 4000 -> 30"]
+    human = tunixrt("status", "--no-devices", cwd=work).stdout
+    assert "    source.n: 4000 -> 30\n" in human
+    assert "put them in conf/config.yaml" in human and "dvc exp branch" in human
+    assert "throws these values away" in human
+    for rel, doc in (
+        ("runs/train/metrics.json", {"loss_last": 1.5}),
+        ("runs/eval/metrics.json", {"after": {"exact_match": 0.5}, "before": {"n": 8}}),
+    ):
+        (work / rel).parent.mkdir(parents=True, exist_ok=True)
+        (work / rel).write_text(json.dumps(doc))
+    header = sh("dvc", "exp", "show", "--csv", cwd=work).stdout.splitlines()[0].split(",")
+    at = {name: i for i, name in enumerate(header)}
+    assert at["loss_last"] < at["after.exact_match"] < at["accepted"] < at["read"], header
+
+
+def test_help_lists_every_stage_and_makes_no_timing_claim(capsys: pytest.CaptureFixture) -> None:
+    from tunixrt.cli import build_parser
+    from tunixrt.stages import STAGES
+
+    def help_of(*argv: str) -> str:
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([*argv, "--help"])
+        return " ".join(capsys.readouterr().out.split())
+
+    run = help_of("run")
+    assert all(name in run for name in STAGES) and "rl, evaluate or report" in run
+    init = help_of("init")
+    assert "--force overwrite dvc.yaml, conf/config.yaml and params.yaml where they exist" in init
+    assert "--model PRESET" in init and "gemma3_1b" in init
+    verify = help_of("verify")
+    assert "minute" not in verify and "train, rl and evaluate" in verify

@@ -10,7 +10,7 @@ from conftest import tunixrt
 
 from tunixrt.compose import write_params
 from tunixrt.errors import ConfigError
-from tunixrt.scaffold import USER_CONFIG, pipeline_yaml, upgrade_pipeline
+from tunixrt.scaffold import USER_CONFIG, pipeline_yaml, upgrade_pipeline, user_config
 
 
 def user_repo(root: Path, conf: str = USER_CONFIG) -> Path:
@@ -87,3 +87,67 @@ def test_upgrade_adds_the_data_deps_a_newer_tunixrt_declares(tmp_path: Path) -> 
     assert text == pipeline_yaml() + "# a line of the user's own\n"
     assert (root / "models/README.md").is_file()
     assert {"/models/*", "!/models/README.md"} <= set((root / ".gitignore").read_text().split())
+
+
+def test_dvc_yaml_init_writes_has_no_yaml_anchors() -> None:
+    """Stages share option dicts ({cache: false}); safe_dump would write `&id001`/`*id001`."""
+    import yaml
+
+    text = pipeline_yaml()
+    assert "&id" not in text and "*id" not in text
+    stages = yaml.safe_load(text)["stages"]
+    assert stages["train"]["metrics"] == [{"runs/train/metrics.json": {"cache": False}}]
+    assert stages["report"]["outs"][0] == {"runs/report.md": {"cache": False}}
+
+
+def test_ingest_counters_come_last_in_both_dvc_yamls() -> None:
+    """`dvc exp show` orders metric columns by stage, then the top-level `metrics:` list: the
+    ingest report is an out of ingest, listed there last, in this repository and in init's."""
+    import yaml
+    from conftest import REPO
+
+    from tunixrt.scaffold import METRICS
+    from tunixrt.stages import STAGES
+
+    assert METRICS[-1] == "data/traces/report.json"
+    assert "data/traces/report.json" in STAGES["ingest"].outs and not STAGES["ingest"].metrics
+    for doc in (yaml.safe_load(pipeline_yaml()), yaml.safe_load((REPO / "dvc.yaml").read_text())):
+        assert doc["metrics"] == list(METRICS)
+        assert "metrics" not in doc["stages"]["ingest"]
+
+
+def test_every_model_preset_inits_and_composes(tmp_path: Path) -> None:
+    """`--model PRESET` for each file of the package's conf/model/: a real Hydra composition
+    picks it (the override goes last, as Hydra wants), pretrained ones with tunix-rt's
+    training values; a command-line `model=` still wins, an experiment preset's does not."""
+    from conftest import REPO
+
+    from tunixrt.compose import compose
+    from tunixrt.scaffold import model_preset, model_presets
+
+    shipped = sorted(p.stem for p in (REPO / "tunixrt/conf/model").glob("*.yaml"))
+    assert model_presets() == shipped and "gemma3_1b" in shipped
+    (tmp_path / "conf").mkdir()
+    for preset in shipped:
+        (tmp_path / "conf" / "config.yaml").write_text(user_config(preset))
+        params = compose(tmp_path)
+        assert params["model"]["model_id"] == model_preset(preset)["model_id"], preset
+        pretrained = model_preset(preset)["checkpoint_path"] is not None
+        assert (params["train"]["learning_rate"] == 2.0e-5) == pretrained, preset
+    (tmp_path / "conf" / "config.yaml").write_text(user_config("gemma3_1b"))
+    assert compose(tmp_path, ["model=qwen3_0p6b"])["model"]["model_id"] == "Qwen/Qwen3-0.6B"
+    exp = compose(tmp_path, ["experiment=gemma3_270m_full_cpu"])
+    assert exp["model"]["model_id"] == "google/gemma-3-1b-it"
+    assert exp["train"]["max_seq_length"] == 512  # the preset's own values still apply
+    with pytest.raises(ConfigError, match="no such preset"):
+        user_config("gemma9")
+
+
+def test_init_config_points_at_nothing_a_user_repository_lacks() -> None:
+    """conf/config.yaml goes into the user's repository: no docs/ page of this one."""
+    from tunixrt.reference import CONFIG_REFERENCE
+
+    for config in (USER_CONFIG, user_config("gemma3_1b")):
+        mentioned = {w.strip("`(),.:") for w in config.split() if "docs/" in w}
+        assert mentioned <= {str(CONFIG_REFERENCE)}, mentioned  # `tunixrt docs` writes it
+        assert "`tunixrt docs`" in config

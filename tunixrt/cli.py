@@ -7,7 +7,31 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tunixrt.errors import TunixrtError
+from tunixrt.errors import ConfigError, TunixrtError
+
+
+def find_root(start: Path | None = None) -> Path | None:
+    """The pipeline root, as git and dvc find theirs: the nearest directory, from `start` (the
+    current one) up, holding dvc.yaml and conf/. The search ends at the git repository's root
+    (a pipeline is never above its repository); None when there is no pipeline."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "dvc.yaml").is_file() and (folder / "conf").is_dir():
+            return folder
+        if (folder / ".git").exists():
+            return None
+    return None
+
+
+def pipeline_root() -> Path:
+    """find_root(), or an error saying there is no pipeline here."""
+    root = find_root()
+    if root is None:
+        raise ConfigError(
+            f"{Path.cwd()}: not in a tunixrt pipeline (no dvc.yaml and conf/ here or in a parent "
+            "directory); `tunixrt init` makes one in a git repository"
+        )
+    return root
 
 
 def _cmd_run(args: argparse.Namespace) -> None:
@@ -15,7 +39,7 @@ def _cmd_run(args: argparse.Namespace) -> None:
     from tunixrt.stages import run_stage
     from tunixrt.validation import config_source
 
-    root = Path.cwd()
+    root = pipeline_root()
     with config_source(composition_label(args.overrides)):
         run_stage(args.stage, compose(root, args.overrides), root)
 
@@ -23,14 +47,14 @@ def _cmd_run(args: argparse.Namespace) -> None:
 def _cmd_compose(args: argparse.Namespace) -> None:
     from tunixrt.compose import write_params
 
-    out = write_params(Path.cwd(), args.overrides, Path(args.output) if args.output else None)
+    out = write_params(pipeline_root(), args.overrides, Path(args.output) if args.output else None)
     print(f"wrote {out}", file=sys.stderr)
 
 
 def _cmd_status(args: argparse.Namespace) -> None:
     from tunixrt.status import collect, render
 
-    info = collect(Path.cwd(), devices=not args.no_devices)
+    info = collect(find_root(), devices=not args.no_devices)
     if args.json:
         import orjson
 
@@ -43,14 +67,14 @@ def _cmd_verify(args: argparse.Namespace) -> None:
     from tunixrt.verify.check import main as verify_main
 
     sys.exit(
-        verify_main(Path.cwd(), data_only=args.data_only, rel_tol=args.rel_tol, keep=args.keep)
+        verify_main(pipeline_root(), data_only=args.data_only, rel_tol=args.rel_tol, keep=args.keep)
     )
 
 
 def _cmd_docs(args: argparse.Namespace) -> None:
     from tunixrt.reference import write_docs
 
-    stale = write_docs(Path.cwd(), check=args.check)
+    stale = write_docs(pipeline_root(), check=args.check)
     for rel in stale:
         print(f"{'stale' if args.check else 'wrote'} {rel}", file=sys.stderr)
     if args.check and stale:
@@ -58,10 +82,10 @@ def _cmd_docs(args: argparse.Namespace) -> None:
 
 
 def _cmd_init(args: argparse.Namespace) -> None:
-    from tunixrt.scaffold import init_pipeline, upgrade_pipeline
+    from tunixrt.scaffold import init_pipeline, next_steps, trains, upgrade_pipeline
 
     if args.upgrade:
-        written, changes = upgrade_pipeline(Path.cwd())
+        written, changes = upgrade_pipeline(pipeline_root())
         print(f"wrote {', '.join(written)}", file=sys.stderr)
         if changes:
             print(
@@ -73,14 +97,10 @@ def _cmd_init(args: argparse.Namespace) -> None:
                 print(f"  {line}", file=sys.stderr)
         print("next: `dvc repro`, then commit dvc.yaml, params.yaml and dvc.lock", file=sys.stderr)
         return
-    written = init_pipeline(Path.cwd(), force=args.force)
+    root = Path.cwd()
+    written = init_pipeline(root, force=args.force, model=args.model)
     print(f"wrote {', '.join(written)}", file=sys.stderr)
-    print(
-        "next: commit these files (DVC wants a first commit), put traces under inputs/, "
-        "then `dvc exp run -S source=files -S 'source.paths=[inputs/*.jsonl]'` "
-        "(or `dvc repro` for the built-in arithmetic problems)",
-        file=sys.stderr,
-    )
+    print("\n".join([*trains(root), *next_steps(root)]), file=sys.stderr)
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
@@ -88,7 +108,7 @@ def _cmd_report(args: argparse.Namespace) -> None:
     from tunixrt.report.experiments import experiments
     from tunixrt.report.page import render_page
 
-    root = Path.cwd()
+    root = pipeline_root()
     out = Path(args.output) if args.output else root / EXPERIMENTS_HTML
     exps = None if args.no_experiments else experiments(root)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -126,12 +146,27 @@ def build_parser() -> argparse.ArgumentParser:
     ini = _parser(
         sub,
         "init",
-        "make this git repository a tunixrt pipeline running the installed package",
-        "  tunixrt init && dvc repro                 # in a git repository: a pipeline there\n"
+        "make this git repository (at its root) a tunixrt pipeline running the installed package",
+        "  tunixrt init && dvc repro                 # the demo: a tiny model, built-in problems\n"
+        "  tunixrt init --model gemma3_1b            # a real model (download it into models/)\n"
         "  dvc exp run -S source=files -S 'source.paths=[inputs/*.jsonl]'\n"
         "  tunixrt init --upgrade                    # after upgrading tunixrt\n",
     )
-    ini.add_argument("--force", action="store_true", help="overwrite dvc.yaml, conf/, params")
+    ini.add_argument(
+        "--force",
+        action="store_true",
+        help="overwrite dvc.yaml, conf/config.yaml and params.yaml where they exist (nothing "
+        "else is replaced: data, inputs/ and models/ stay as they are)",
+    )
+    from tunixrt.scaffold import model_presets
+
+    ini.add_argument(
+        "--model",
+        choices=model_presets(),
+        metavar="PRESET",
+        help="train this model preset (tunixrt/conf/model/) instead of the demo model: "
+        f"{', '.join(model_presets())}; its weights go under models/ (init prints the download)",
+    )
     ini.add_argument(
         "--upgrade",
         action="store_true",
@@ -147,7 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
         "  tunixrt run ingest source=tunixrt_dev   # tunix-rt's traces, in this repository\n"
         "  tunixrt run train experiment=smoke train.max_steps=2\n",
     )
-    run.add_argument("stage", help="ingest, dataset, export, manifest, train, evaluate or report")
+    from tunixrt.stages import STAGES
+
+    *first, last = STAGES
+    run.add_argument("stage", help=f"{', '.join(first)} or {last}")
     run.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. source=files source.n=500")
     run.set_defaults(func=_cmd_run)
 
@@ -175,11 +213,14 @@ def build_parser() -> argparse.ArgumentParser:
     ver = _parser(
         sub,
         "verify",
-        "the CI reproducibility check (a fresh clone of HEAD)",
-        "  tunixrt verify                 # everything CI checks (about 13 minutes on 2 cores)\n"
-        "  tunixrt verify --data-only     # params, lock and the data stages, in a minute\n",
+        "the CI reproducibility check, on a fresh clone of HEAD (the pipeline's root, found "
+        "from here)",
+        "  tunixrt verify                 # everything CI checks: runs the whole pipeline twice\n"
+        "  tunixrt verify --data-only     # params, lock and the data stages only (no training)\n",
     )
-    ver.add_argument("--data-only", action="store_true", help="skip the train/evaluate checks")
+    ver.add_argument(
+        "--data-only", action="store_true", help="skip the train, rl and evaluate checks"
+    )
     ver.add_argument(
         "--rel-tol", type=float, default=1e-3, help="tolerance for model metrics vs committed ones"
     )

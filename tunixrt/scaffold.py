@@ -21,7 +21,7 @@ import yaml
 
 from tunixrt.errors import ConfigError
 from tunixrt.lineage import code_digest
-from tunixrt.paths import MODELS_DIR
+from tunixrt.paths import INGEST_REPORT, MODELS_DIR
 from tunixrt.stages import STAGES
 
 USER_CONFIG = """\
@@ -30,11 +30,12 @@ USER_CONFIG = """\
 # it goes only what this pipeline changes. Examples:
 #   defaults: [..., override /source: files]   then   source: {paths: [inputs/*.jsonl]}
 #   train: {learning_rate: 1.0e-3}
-# One-off changes: `dvc exp run -S train.max_steps=100`. Every key: docs/config-reference.md.
+# One-off changes: `dvc exp run -S train.max_steps=100`. Every key with its value: params.yaml;
+# what each one means: `tunixrt docs` (writes docs/config-reference.md here).
 defaults:
   - tunixrt
   - _self_
-  - experiment: null       # presets go last: -S experiment=gemma3_270m_full_cpu (docs/models.md)
+  - experiment: null       # presets go last: -S experiment=smoke (tunixrt/conf/experiment/)
 
 hydra:
   searchpath:
@@ -43,6 +44,17 @@ hydra:
 eval:
   sets: []   # eval-item files to score besides the held-out split, e.g. [inputs/eval.jsonl]
 """
+MODEL_OVERRIDE = (
+    "  # the model this pipeline trains (`tunixrt init --model`; Hydra wants overrides last).\n"
+    "  # These outrank an experiment preset's choice of model and train (its other settings\n"
+    "  # still apply); `-S model=...` or `-S train=...` on the command line outranks them.\n"
+    "  - override /model: {preset}\n"
+)
+PRETRAINED_TRAIN = (
+    "  - override /train: tunix_rt   # for pretrained weights: tunix-rt's learning rate (2e-5), "
+    "not the\n"
+    "                                # demo model's from-scratch one\n"
+)
 GITIGNORE = (
     "/data/",
     "/models/*",  # downloads (hundreds of MB to many GB) stay out of git...
@@ -80,6 +92,53 @@ PLOTS: list[dict[str, Any]] = [
 ]
 
 
+# Top-level metrics, shown after the stages' own (train, rl, evaluate) by `dvc exp show` and
+# `dvc metrics show`: DVC orders metric columns by stage in dvc.yaml, then this list. The ingest
+# report's counters (one per source and reject reason) are an out of ingest listed here, last.
+METRICS = ("runs/train/perf.json", "runs/rl/perf.json", INGEST_REPORT.as_posix())
+
+
+class _Dumper(yaml.SafeDumper):
+    """safe_dump without anchors and aliases (`&id001`/`*id001`) for shared objects: dvc.yaml
+    must read as written, each stage whole."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _package_conf(group: str) -> Any:
+    """A config group's folder in the installed package (an importlib.resources Traversable)."""
+    from importlib.resources import files
+
+    return files("tunixrt.conf") / group
+
+
+def model_presets() -> list[str]:
+    """The model presets the installed package ships (tunixrt/conf/model/*.yaml)."""
+    folder = _package_conf("model")
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def model_preset(name: str) -> dict[str, Any]:
+    """A model preset's settings, as its file in the installed package has them."""
+    if name not in model_presets():
+        raise ConfigError(f"--model {name}: no such preset; presets: {', '.join(model_presets())}")
+    text = (_package_conf("model") / f"{name}.yaml").read_text(encoding="utf-8")
+    doc = yaml.safe_load(text)
+    return doc if isinstance(doc, dict) else {}
+
+
+def user_config(model: str | None = None) -> str:
+    """conf/config.yaml as `tunixrt init [--model PRESET]` writes it."""
+    if model is None:
+        return USER_CONFIG
+    lines = MODEL_OVERRIDE.format(preset=model)
+    if model_preset(model).get("checkpoint_path"):  # an unknown preset is refused here
+        lines += PRETRAINED_TRAIN
+    head, sep, tail = USER_CONFIG.partition("\nhydra:")
+    return head.rstrip("\n") + "\n" + lines + "\n" + sep[1:] + tail
+
+
 def stage_command(name: str) -> str:
     return f"python -m tunixrt.stages {name} --code {code_digest(name, STAGES[name].target)}"
 
@@ -101,12 +160,8 @@ def pipeline_yaml() -> str:
         "# Written by `tunixrt init` for the installed tunixrt; `tunixrt init --upgrade` rewrites\n"
         "# it after an upgrade (each cmd carries its stage's code digest).\n"
     )
-    body = {
-        "stages": stages,
-        "metrics": ["runs/train/perf.json", "runs/rl/perf.json"],
-        "plots": PLOTS,
-    }
-    return head + yaml.safe_dump(body, sort_keys=False, width=100)
+    body = {"stages": stages, "metrics": list(METRICS), "plots": PLOTS}
+    return head + yaml.dump(body, Dumper=_Dumper, sort_keys=False, width=100)
 
 
 def recorded_codes(dvc_yaml: Path) -> dict[str, str]:
@@ -248,8 +303,19 @@ def stale_stages(dvc_yaml: Path) -> dict[str, tuple[str, str]]:
 
 
 def _require_git(root: Path) -> None:
-    if not (root / ".git").exists():
+    """`root` is a git repository's root (a pipeline's dvc.yaml, conf/ and .dvc/ go there)."""
+    if (root / ".git").exists():
+        return
+    proc = subprocess.run(
+        ["git", "rev-parse", "--show-toplevel"], cwd=root, capture_output=True, text=True
+    )
+    top = proc.stdout.strip() if proc.returncode == 0 else ""
+    if not top:
         raise ConfigError(f"{root}: not a git repository (run `git init` first)")
+    raise ConfigError(
+        f"{root}: a subdirectory of the git repository {top}; a tunixrt pipeline (dvc.yaml, "
+        f"conf/, params.yaml, .dvc/) goes at the repository's root: run `tunixrt init` in {top}"
+    )
 
 
 def _run(args: list[str], root: Path) -> None:
@@ -276,15 +342,18 @@ def ensure_workspace_files(root: Path) -> list[str]:
     return written
 
 
-def init_pipeline(root: Path, *, force: bool = False, upgrade: bool = False) -> list[str]:
-    """Make `root` (a git repository) a tunixrt pipeline; the files written, for the log."""
+def init_pipeline(
+    root: Path, *, force: bool = False, upgrade: bool = False, model: str | None = None
+) -> list[str]:
+    """Make `root` (a git repository's root) a tunixrt pipeline, training the model preset
+    `model` (None: the package's default, the demo model); the files written, for the log."""
     from tunixrt.compose import write_params
 
     _require_git(root)
     written = []
     if upgrade:
         return upgrade_pipeline(root)[0]
-    targets = {"dvc.yaml": pipeline_yaml(), "conf/config.yaml": USER_CONFIG}
+    targets = {"dvc.yaml": pipeline_yaml(), "conf/config.yaml": user_config(model)}
     existing = [rel for rel in (*targets, "params.yaml") if (root / rel).exists()]
     if existing and not force:
         raise ConfigError(
@@ -303,3 +372,70 @@ def init_pipeline(root: Path, *, force: bool = False, upgrade: bool = False) -> 
     write_params(root)
     written.append("params.yaml")
     return written
+
+
+COMMIT_PATHS = (".dvc", ".dvcignore", ".gitignore", "dvc.yaml", "params.yaml", "conf", "inputs")
+
+
+def _section(root: Path, key: str) -> dict[str, Any]:
+    """A section of the params.yaml at `root`."""
+    doc = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
+    section = doc.get(key) if isinstance(doc, dict) else None
+    return section if isinstance(section, dict) else {}
+
+
+def trains(root: Path) -> list[str]:
+    """Which model the pipeline at `root` trains (its params.yaml), and what it still needs."""
+    model = _section(root, "model")
+    model_id, path = model.get("model_id", "?"), model.get("checkpoint_path")
+    if model.get("preset") == "tiny" or path is None:
+        others = [p for p in model_presets() if model_preset(p).get("checkpoint_path")]
+        return [
+            f"this repository trains {model_id}, the demo model (random init, byte tokenizer): "
+            f"for a real one, `tunixrt init --force --model PRESET` ({', '.join(others)})"
+        ]
+    lines = [f"this repository trains {model_id} from {path}/"]
+    if not (root / path).is_dir():
+        lines[0] += ", which is not there yet: download it with"
+        lines.append(f"    hf download {model_id} --local-dir {path}")
+        lines.append(
+            "  (params.yaml composes without it, but `dvc repro` stops at the manifest stage "
+            "until it is there)"
+        )
+    runtime = _section(root, "runtime").get("name", "?")
+    others = [
+        p.name[: -len(".yaml")]
+        for p in sorted(_package_conf("runtime").iterdir(), key=lambda p: p.name)
+        if p.name.endswith(".yaml") and p.name != f"{runtime}.yaml"
+    ]
+    lines.append(
+        f"  runtime: {runtime}; for another device, `dvc exp run -S runtime=NAME` "
+        f"({', '.join(others)}) or `- override /runtime: NAME` in conf/config.yaml"
+    )
+    return lines
+
+
+def next_steps(root: Path) -> list[str]:
+    """What to do after `tunixrt init` in `root`, exactly (commands to copy)."""
+    add = [p for p in COMMIT_PATHS if (root / p).exists()]
+    if (root / MODELS_DIR / "README.md").is_file():
+        add.append(f"{MODELS_DIR}/README.md")
+    path = _section(root, "model").get("checkpoint_path")
+    steps = [
+        "commit what init wrote (DVC's experiments start from a commit):\n"
+        f"       git add {' '.join(add)}\n"
+        '       git commit -m "tunixrt pipeline"'
+    ]
+    if path and not (root / path).is_dir():
+        steps.append(f"download the weights into {path}/ (the command above)")
+    steps.append(
+        "dvc repro      # the whole pipeline on the built-in arithmetic problems (source: "
+        "synthetic)"
+    )
+    steps.append(
+        "your own traces: put the JSONL files under inputs/, `git add inputs/` and commit (a "
+        "queued run, `dvc exp run --queue`, sees only committed files), then\n"
+        "       dvc exp run -S source=files -S 'source.paths=[inputs/*.jsonl]'\n"
+        "     (to keep that setting, put it in conf/config.yaml as its comments show)"
+    )
+    return ["next:", *(f"  {i}. {step}" for i, step in enumerate(steps, 1))]

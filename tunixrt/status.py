@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import filecmp
 import tempfile
 from importlib.metadata import PackageNotFoundError, version
@@ -13,6 +14,14 @@ from tunixrt.manifest.schema import LIBRARIES, library_differences
 from tunixrt.paths import RUN_MANIFEST
 
 PACKAGES = ("tunixrt", "dvc", "hydra-core", "pydantic", *LIBRARIES)
+PARAMS_HINT = (
+    "an experiment (`dvc exp run -S ...`, `dvc exp apply`) leaves params.yaml so, and "
+    "`dvc repro` runs it as it is",
+    "to keep these values: put them in conf/config.yaml (`tunixrt compose` then writes this "
+    "same params.yaml), or keep the experiment on a branch (`dvc exp branch EXP BRANCH`)",
+    "`tunixrt compose` (as any `dvc exp run`, which recomposes) goes back to conf/ and throws "
+    "these values away",
+)
 LIBRARY_HINT = (
     "DVC does not see a library change: install the recorded versions, or record the installed "
     "ones with `dvc repro --force --single-item manifest` then `dvc repro` (train and what "
@@ -54,8 +63,50 @@ def library_drift(root: Path) -> list[dict[str, str | None]]:
     ]
 
 
-def _pipeline(root: Path) -> dict[str, Any] | None:
-    if not ((root / "dvc.yaml").is_file() and (root / "conf").is_dir()):
+def _plain(value: Any) -> Any:
+    """`value` as JSON data all the way down (DVC's status holds dicts, lists and strings)."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
+
+
+SHOWN = 4  # paths a line of `tunixrt status` names; `--json` has them all
+
+
+def _changes(node: Any) -> str:
+    """`{path: status}` (params: `{file: {key: status}}`) as `path (status), ...`."""
+    if isinstance(node, dict):
+        items = [
+            f"{k} ({v})" if not isinstance(v, dict) else f"{k}: {_changes(v)}"
+            for k, v in node.items()
+        ]
+    elif isinstance(node, list):
+        items = [_changes(v) for v in node]
+    else:
+        return str(node)
+    more = f" and {len(items) - SHOWN} more" if len(items) > SHOWN else ""
+    return ", ".join(items[:SHOWN]) + more
+
+
+def stale_lines(stale: dict[str, Any]) -> list[str]:
+    """DVC's status of each stage, one readable line per reason, e.g.
+    `train: changed deps: data/export/run_manifest.yaml (modified)`."""
+    lines = []
+    for stage, reasons in stale.items():
+        for reason in reasons if isinstance(reasons, list) else [reasons]:
+            if isinstance(reason, dict):
+                lines += [f"{stage}: {what}: {_changes(v)}" for what, v in reason.items()]
+            else:
+                lines.append(f"{stage}: {reason}")
+    return lines
+
+
+def _pipeline(root: Path | None) -> dict[str, Any] | None:
+    if root is None or not ((root / "dvc.yaml").is_file() and (root / "conf").is_dir()):
         return None
     from dvc.repo import Repo
 
@@ -67,22 +118,44 @@ def _pipeline(root: Path) -> dict[str, Any] | None:
         with tempfile.TemporaryDirectory() as tmp:
             composed = write_params(root, (), Path(tmp) / PARAMS_FILE)
             current = root / PARAMS_FILE
-            info["params_match_conf"] = current.is_file() and filecmp.cmp(
-                composed, current, shallow=False
-            )
+            if not current.is_file():
+                info["params_match_conf"] = f"no {PARAMS_FILE} (`tunixrt compose` writes it)"
+            elif filecmp.cmp(composed, current, shallow=False):
+                info["params_match_conf"] = True
+            else:
+                info["params_match_conf"] = False
+                info["params_differences"] = _differences(composed, current)
     except TunixrtError as exc:
         info["params_match_conf"] = f"error: {exc}"
     from tunixrt.scaffold import stale_stages
 
     info["code_changed"] = sorted(stale_stages(root / "dvc.yaml"))
     info["libraries_changed"] = library_drift(root)
-    with Repo(str(root)) as repo:
+    with contextlib.chdir(root), Repo(str(root)) as repo:  # DVC names paths from the cwd
         info["stages"] = [s.addressing for s in repo.index.stages]
-        info["stale"] = {k: [str(c) for c in v] for k, v in sorted(repo.status().items())}
+        status = repo.status()  # as `dvc status --json` has it, in the order of dvc.yaml
+        info["stale"] = _plain({s: status[s] for s in info["stages"] if s in status})
+        info["stale"].update(_plain({s: v for s, v in status.items() if s not in info["stale"]}))
     return info
 
 
-def collect(root: Path, devices: bool = True) -> dict[str, Any]:
+def _differences(composed: Path, current: Path) -> list[str]:
+    """`key: conf/ composed -> params.yaml` for each value that differs."""
+    import yaml
+
+    from tunixrt.scaffold import params_changes
+
+    def load(path: Path) -> Any:
+        try:
+            return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            return {}
+
+    return params_changes(load(composed), load(current))
+
+
+def collect(root: Path | None, devices: bool = True) -> dict[str, Any]:
+    """What `tunixrt status` shows, for the pipeline at `root` (None: there is none)."""
     return {
         "versions": {p: _version(p) for p in PACKAGES},
         "devices": _devices() if devices else "not checked",
@@ -99,21 +172,22 @@ def render(info: dict[str, Any]) -> str:
         lines += [f"  {d}" for d in dev]
     pipe = info["pipeline"]
     if pipe is None:
-        lines.append("pipeline: none here (no dvc.yaml and conf/)")
+        lines.append("pipeline: none here (no dvc.yaml and conf/ here or in a parent directory)")
     else:
         lines.append(f"pipeline: {pipe['root']}")
         lines.append(f"  stages: {', '.join(pipe['stages'])}")
         match = pipe["params_match_conf"]
-        lines.append(
-            "  params.yaml: "
-            + (
-                "matches conf/"
-                if match is True
-                else "differs from conf/ composed (run `tunixrt compose` or `dvc exp run`)"
-                if match is False
-                else str(match)
-            )
-        )
+        if match is True:
+            lines.append("  params.yaml: matches conf/ composed")
+        elif match is False:
+            diff = pipe.get("params_differences") or []
+            lines.append("  params.yaml: differs from conf/ composed (conf/ -> params.yaml):")
+            lines += [f"    {d}" for d in diff[:20]]
+            if len(diff) > 20:
+                lines.append(f"    ... and {len(diff) - 20} more")
+            lines += [f"    {hint}" for hint in PARAMS_HINT]
+        else:
+            lines.append(f"  params.yaml: {match}")
         if pipe.get("code_changed"):
             lines.append(
                 f"  code changed since dvc.yaml was written: {', '.join(pipe['code_changed'])} "
@@ -129,7 +203,7 @@ def render(info: dict[str, Any]) -> str:
             lines.append(f"    ({LIBRARY_HINT})")
         if pipe["stale"]:
             lines.append("  stale:")
-            lines += [f"    {k}: {', '.join(v)}" for k, v in pipe["stale"].items()]
+            lines += [f"    {line}" for line in stale_lines(pipe["stale"])]
         else:
             lines.append("  stale: none, everything is up to date")
     return "\n".join(lines) + "\n"

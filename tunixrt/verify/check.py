@@ -239,9 +239,13 @@ def verify(
             flush=True,
         )
     tmp = Path(tempfile.mkdtemp(prefix="tunixrt-verify-"))
-    clone = tmp / "clone"
+    top = _run(["git", "rev-parse", "--show-toplevel"], root).stdout.strip()
+    repo = Path(top) if top else root
+    clone_repo = tmp / "clone"
+    # the pipeline may sit in a subdirectory of its git repository (`dvc init --subdir`)
+    clone = clone_repo / root.resolve().relative_to(repo.resolve()) if top else clone_repo
     try:
-        proc = _run(["git", "clone", "--quiet", str(root), str(clone)], tmp)
+        proc = _run(["git", "clone", "--quiet", str(repo), str(clone_repo)], tmp)
         if not report.check(proc.returncode == 0, "fresh clone of HEAD", proc.stderr):
             return report
         check_params(clone, report)
@@ -281,7 +285,7 @@ def verify(
             check_model_stages(root, clone, model, committed, report, rel_tol, _run)
     finally:
         if keep:
-            print(f"kept the clone at {clone}", flush=True)
+            print(f"kept the clone at {clone_repo}", flush=True)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
     return report
