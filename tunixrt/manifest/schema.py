@@ -162,6 +162,14 @@ class TrainingSection(_Strict):
     max_seq_length: int = Field(
         2048, ge=128, le=32768, description="tokens per row; longer examples are truncated"
     )
+    max_truncated_share: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="the largest share of training examples that may be longer than "
+        "max_seq_length (and lose the end of their completion); above it the manifest stage "
+        "stops, naming the numbers. 0: none may be; 1: never stop",
+    )
     max_steps: int | None = Field(None, ge=1, description="overrides num_epochs when set")
     warmup_ratio: float = Field(0.05, ge=0, lt=1, description="fraction of steps of linear warm-up")
     end_lr_ratio: float = Field(0.0, ge=0, le=1, description="cosine decays to lr * this")
@@ -270,6 +278,31 @@ class WeightsSection(_Strict):
     checkpoint_files: int = Field(0, ge=0, description="files in model.checkpoint_path")
 
 
+class LengthsSection(_Strict):
+    """The token lengths of the training examples, counted as training encodes them (`<bos>`,
+    turn markers and `<eos>` included) before truncation, measured by the manifest stage."""
+
+    tokenizer: Literal["byte", "sentencepiece", "huggingface"] = Field(
+        description="the tokenizer kind that counted them (model.tokenizer.kind)"
+    )
+    max_seq_length: int = Field(ge=1, description="train.max_seq_length when measured")
+    examples: int = Field(ge=0, description="training examples (records of the train split)")
+    over: int = Field(
+        ge=0, description="examples longer than max_seq_length: truncated, or dropped"
+    )
+    dropped: int = Field(
+        0, ge=0, description="of those, examples whose prompt alone fills max_seq_length: dropped"
+    )
+    share: float = Field(ge=0, le=1, description="over / examples")
+    median: int = Field(ge=0, description="median length, tokens")
+    p95: int = Field(ge=0, description="95th percentile length, tokens (nearest rank)")
+    max: int = Field(ge=0, description="the longest example, tokens")
+    bin_width: int = Field(ge=1, description="histogram bin width, tokens")
+    histogram: list[int] = Field(
+        description="examples per bin: bin i holds lengths in [i*bin_width, (i+1)*bin_width)"
+    )
+
+
 class OutputSection(_Strict):
     output_dir: WorkspacePath = Field(
         TRAIN_DIR.as_posix(),
@@ -302,6 +335,12 @@ class RunManifest(_Strict):
     )
     weights: WeightsSection = Field(
         default_factory=WeightsSection, description="digests of the tokenizer and checkpoint"
+    )
+    lengths: LengthsSection | None = Field(
+        None,
+        description="the training examples' token lengths against train.max_seq_length; null: "
+        "not measured here (the tokenizer's library is not installed, or its file does not "
+        "load): the train stage measures them before building the model",
     )
     output: OutputSection = Field(default_factory=OutputSection, description="where outs go")
 

@@ -24,8 +24,11 @@ from tunixrt.manifest.schema import RunManifest
 
 ASIDE_KEEP = 3
 # Training fields that change no number of the run: when to save, how many to keep, when to
-# measure the val loss. A change to them resumes.
-CADENCE_FIELDS = frozenset({"checkpoint_every_steps", "keep_checkpoints", "eval_every_steps"})
+# measure the val loss, how many truncated examples stop the run before it starts. A change to
+# them resumes.
+CADENCE_FIELDS = frozenset(
+    {"checkpoint_every_steps", "keep_checkpoints", "eval_every_steps", "max_truncated_share"}
+)
 
 
 # Modules of a stage's import closure that change no number it computes: the stage's entry

@@ -5,20 +5,25 @@ not already end with `<end_of_turn>`. Truncation rule (documented in docs/traini
 sequence longer than `max_len` keeps its first `max_len` tokens, so the prompt stays whole and
 the completion loses its end. An example whose `<bos>` + prompt leaves no room for a single
 completion token is dropped and counted, never trained on.
+
+`example_length` counts an example's tokens by the same rule, without numpy: the manifest stage
+uses it to check `train.max_seq_length` before training (tunixrt.train.lengths).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from tunixrt.errors import DataError
 from tunixrt.jsonio import iter_lines
 from tunixrt.train.tokenizer import Tokenizer
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -33,20 +38,42 @@ class EncodedSplit:
     records: int = 0
     truncated: int = 0  # kept, but lost completion tokens to max_len
     dropped: int = 0  # not a single completion token fits in max_len
+    lengths: Counter[int] = field(default_factory=Counter)  # untruncated length -> records
+
+
+def sequence_parts(
+    prompt: str, completion: str, tokenizer: Tokenizer
+) -> tuple[list[int], list[int]]:
+    """(`<bos>` + prompt, completion + `<eos>` unless it ends with `<end_of_turn>`) as ids:
+    the example before truncation."""
+    head = [tokenizer.bos_id(), *tokenizer.encode(prompt)]
+    tail = tokenizer.encode(completion)
+    if not tail or tail[-1] != tokenizer.end_of_turn_id():
+        tail.append(tokenizer.eos_id())
+    return head, tail
+
+
+def example_length(prompt: str, completion: str, tokenizer: Tokenizer) -> tuple[int, int]:
+    """(tokens of `<bos>` + prompt, tokens of the whole example) before truncation: longer
+    than max_len is truncated, a head of max_len or more is dropped."""
+    head, tail = sequence_parts(prompt, completion, tokenizer)
+    return len(head), len(head) + len(tail)
+
+
+def _from_parts(head: list[int], tail: list[int], max_len: int) -> tuple[Example | None, bool]:
+    import numpy as np
+
+    if len(head) >= max_len:
+        return None, False
+    tokens = (head + tail)[:max_len]
+    return Example(np.asarray(tokens, np.int32), len(head)), len(head) + len(tail) > max_len
 
 
 def encode_example(
     prompt: str, completion: str, tokenizer: Tokenizer, max_len: int
 ) -> tuple[Example | None, bool]:
     """The example (None when dropped) and whether it was truncated."""
-    head = [tokenizer.bos_id(), *tokenizer.encode(prompt)]
-    tail = tokenizer.encode(completion)
-    if not tail or tail[-1] != tokenizer.end_of_turn_id():
-        tail.append(tokenizer.eos_id())
-    if len(head) >= max_len:
-        return None, False
-    tokens = (head + tail)[:max_len]
-    return Example(np.asarray(tokens, np.int32), len(head)), len(head) + len(tail) > max_len
+    return _from_parts(*sequence_parts(prompt, completion, tokenizer), max_len)
 
 
 def encode_records(
@@ -55,7 +82,9 @@ def encode_records(
     out = EncodedSplit()
     for rec in records:
         out.records += 1
-        ex, truncated = encode_example(rec["prompt"], rec["completion"], tokenizer, max_len)
+        head, tail = sequence_parts(rec["prompt"], rec["completion"], tokenizer)
+        out.lengths[len(head) + len(tail)] += 1
+        ex, truncated = _from_parts(head, tail, max_len)
         if ex is None:
             out.dropped += 1
             continue
