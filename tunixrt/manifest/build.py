@@ -22,7 +22,7 @@ from tunixrt.evaluate.config import EvalConfig
 from tunixrt.formats.spec import FormatSpec
 from tunixrt.jsonio import atomic_writer, read_json
 from tunixrt.manifest.load import digest_and_count
-from tunixrt.manifest.preflight import preflight
+from tunixrt.manifest.preflight import check_sequence_lengths, preflight
 from tunixrt.manifest.schema import (
     DatasetSection,
     ModelSection,
@@ -96,6 +96,7 @@ def build_run_manifest(params: Mapping[str, Any], root: Path) -> RunManifest:
             f"format.name: {spec.name!r} records carry no prompt/completion to train on; "
             "choose tunix_sft, messages, prompt_completion, tunixrt_legacy or grpo"
         )
+    lengths = check_sequence_lengths(model, training, root, root / export_path("train"))
     return RunManifest(
         tunixrt_version=installed_version(),
         libraries=RunManifest.installed_libraries(),
@@ -113,6 +114,7 @@ def build_run_manifest(params: Mapping[str, Any], root: Path) -> RunManifest:
         training=training,
         runtime=runtime,
         weights=weights_section(model, root),
+        lengths=lengths,
     )
 
 

@@ -1,16 +1,26 @@
 """What the manifest stage checks so that no stage after it fails on a value it could have
 checked: the weights and tokenizer on disk (inside models/, which dvc.yaml tracks), the eval
-sets there, and a batch the data-parallel mesh can split."""
+sets there, a batch the data-parallel mesh can split, and how many training examples are
+longer than train.max_seq_length (counted with the run's tokenizer, as training encodes them).
+"""
 
 from __future__ import annotations
 
+import sys
+from collections import Counter
 from pathlib import Path
 
 from tunixrt.errors import ConfigError
 from tunixrt.evaluate.config import EvalConfig
-from tunixrt.manifest.schema import ModelSection, RuntimeSection, TrainingSection
+from tunixrt.manifest.schema import LengthsSection, ModelSection, RuntimeSection, TrainingSection
 from tunixrt.manifest.weights import checkpoint_dir, tokenizer_file
 from tunixrt.paths import confined
+from tunixrt.train.examples import example_length, read_export
+from tunixrt.train.lengths import check_lengths, length_stats
+from tunixrt.train.tokenizer import Tokenizer, make_tokenizer
+
+# the libraries of the tokenizer kinds ([train] extra); `byte` needs none
+TOKENIZER_LIBRARIES = {"sentencepiece": "sentencepiece", "huggingface": "tokenizers"}
 
 
 def data_parallel_size(runtime: RuntimeSection) -> int:
@@ -48,3 +58,42 @@ def preflight(
     checkpoint_dir(model, root)
     check_batch_fits_mesh(training, runtime)
     check_eval_sets(eval_cfg, root)
+
+
+def _load_tokenizer(model: ModelSection, root: Path) -> tuple[Tokenizer | None, str]:
+    """The run's tokenizer, or None and why it cannot be loaded here (its library is not
+    installed, or its file does not load); a ConfigError (a wrong file for the template) stops."""
+    kind = model.tokenizer.kind
+    try:
+        return make_tokenizer(model.tokenizer, root), ""
+    except ModuleNotFoundError as exc:
+        if exc.name != TOKENIZER_LIBRARIES.get(kind):
+            raise
+        return None, f"{exc.name} is not installed (pip install 'tunixrt[train]')"
+    except (OSError, RuntimeError, ValueError) as exc:  # sentencepiece: RuntimeError
+        return None, f"model.tokenizer.path {model.tokenizer.path} does not load: {exc}"
+
+
+def check_sequence_lengths(
+    model: ModelSection, training: TrainingSection, root: Path, train_split: Path
+) -> LengthsSection | None:
+    """The training examples' token lengths against train.max_seq_length; a ConfigError when
+    more than train.max_truncated_share are longer. None, said on stderr, when the tokenizer
+    cannot be loaded here: the train stage then checks before it builds the model."""
+    tokenizer, why = _load_tokenizer(model, root)
+    if tokenizer is None:
+        print(
+            f"manifest: the token-length check (train.max_seq_length, "
+            f"train.max_truncated_share) is left to the start of train: {why}",
+            file=sys.stderr,
+        )
+        return None
+    max_len, lengths, dropped = training.max_seq_length, Counter[int](), 0
+    for rec in read_export(train_split):
+        head, total = example_length(rec["prompt"], rec["completion"], tokenizer)
+        lengths[total] += 1
+        dropped += head >= max_len
+    stats = length_stats(lengths, max_len=max_len, dropped=dropped, tokenizer=model.tokenizer.kind)
+    if (line := check_lengths(stats, training.max_truncated_share)) is not None:
+        print(f"manifest: {line}", file=sys.stderr)
+    return stats

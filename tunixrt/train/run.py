@@ -55,6 +55,7 @@ def train(manifest: RunManifest, root: Path) -> dict[str, Any]:
     from tunixrt.train.batches import BatchStream, plan_batches
     from tunixrt.train.examples import encode_records, read_export
     from tunixrt.train.inputs import make_model_input_fn
+    from tunixrt.train.lengths import check_lengths, length_stats
     from tunixrt.train.metrics import (
         LIVE,
         LiveSeries,
@@ -95,13 +96,18 @@ def train(manifest: RunManifest, root: Path) -> dict[str, Any]:
     )
     split = encode_records(records, tokenizer, t.max_seq_length)
     tokenize_seconds = time.perf_counter() - t_tokenize
+    # the manifest stage's check, again (its only run when the manifest stage could not load
+    # the tokenizer): before the model is built
+    lengths = length_stats(
+        split.lengths,
+        max_len=t.max_seq_length,
+        dropped=split.dropped,
+        tokenizer=manifest.model.tokenizer.kind,
+    )
+    if (line := check_lengths(lengths, t.max_truncated_share)) is not None:
+        _log(line)
     if not split.examples:
         raise DataError(f"no training example fits train.max_seq_length={t.max_seq_length}")
-    if split.dropped or split.truncated:
-        _log(
-            f"{split.truncated} of {split.records} examples truncated to {t.max_seq_length} "
-            f"tokens, {split.dropped} dropped (prompt leaves no room for the completion)"
-        )
     accum = t.gradient_accumulation_steps
     plan = plan_batches(
         [len(e.tokens) for e in split.examples],
