@@ -1,7 +1,7 @@
 """The HTML report's pieces on edge cases the pipeline can produce."""
 
-from tunixrt.report.charts import line_chart
-from tunixrt.report.page import _dataset
+from tunixrt.report.charts import histogram_chart, line_chart
+from tunixrt.report.page import _dataset, _lengths
 
 
 def test_an_empty_split_renders_as_a_dash() -> None:
@@ -23,3 +23,70 @@ def test_charts_of_no_or_flat_data_do_not_fail() -> None:
     assert flat.startswith("<svg") and "<polyline" in flat
     log = line_chart({"loss": [(1, 5.0), (2, 0.0), (3, 1e-3)]}, title="l", x_label="s", log_y=True)
     assert "<polyline" in log  # a zero is left out of a log scale, not a math error
+
+
+LENGTHS = {  # the manifest stage's record of tunix-rt's dev traces with the demo model
+    "tokenizer": "byte", "max_seq_length": 168, "examples": 383, "over": 311, "dropped": 0,
+    "share": 0.81201, "median": 186, "p95": 261, "max": 264, "bin_width": 10,
+    "histogram": [0] * 6 + [1, 0, 0, 4, 21, 5, 2, 5, 9, 12, 13, 63, 93, 52, 2, 0, 0, 0, 44, 11, 46],
+}  # fmt: skip
+
+
+def test_the_token_length_histogram_shows_the_cut() -> None:
+    rm = {"lengths": LENGTHS, "training": {"max_truncated_share": 0.9}}
+    html = _lengths(rm)
+    assert "311 of 383 training examples (<b>81.2%</b>) are longer than" in html
+    assert "median 186, p95 261, longest 264" in html and "is 0.9" in html
+    svg = html[html.index("<svg") : html.index("</svg>")]
+    assert svg.count("<rect") == sum(1 for c in LENGTHS["histogram"] if c)
+    assert 'class="marker"' in svg and "max_seq_length 168" in svg
+    assert "<script" not in html and "href" not in html  # self-contained like the other charts
+    # the cut sits at 168 on the x axis: between the bars of 160-169 and 170-179
+    x = float(svg.split('class="marker"')[0].rsplit("<line x1=", 1)[1].split('"')[1])
+    bars = [float(r.split('x="')[1].split('"')[0]) for r in svg.split("<rect")[1:]]
+    assert bars[8] < x < bars[9]  # the bars of 160-169 and 170-179 (the 9th and 10th drawn)
+
+    fits = {**LENGTHS, "over": 0, "share": 0.0, "max_seq_length": 512}
+    html = _lengths({"lengths": fits, "training": {}})
+    assert "All 383 training examples fit in" in html and "max_seq_length 512" in html
+    assert "Not measured by the manifest stage" in _lengths({"lengths": None, "training": {}})
+    assert "no data" in histogram_chart([0, 0], bin_width=10, title="t", x_label="x")
+
+
+def test_the_page_and_the_summary_carry_the_lengths(tmp_path) -> None:
+    """The whole page, from the outs a run leaves (the keys the report reads)."""
+    import orjson
+    import yaml
+
+    from tunixrt.report.markdown import render_report
+    from tunixrt.report.page import render_page
+
+    stats = {"steps": {"min": 1, "avg": 2.0, "max": 3}, "chars": {"min": 9, "avg": 10.0, "max": 12}}
+    ds = {"dataset_key": "dev-v1", "counts": {"total": 3, "train": 1, "val": 1, "test": 1},
+          "stats": dict.fromkeys(("train", "val", "test"), stats)}  # fmt: skip
+    split = {"sha256": "0" * 64, "records": 1}
+    rm = {
+        "seed": 0, "lengths": LENGTHS, "weights": {}, "output": {"output_dir": "runs/train"},
+        "model": {"model_id": "tiny", "family": "gemma3", "preset": "tiny",
+                  "tokenizer": {"kind": "byte"}},
+        "training": {"learning_rate": 0.006, "batch_size": 16, "max_seq_length": 168,
+                     "max_truncated_share": 0.9},
+        "dataset": {"dataset_key": "dev-v1", "content_sha256": "1" * 64, "format": "tunix_sft",
+                    "reasoning_style": "numbered", "splits": {"train": split}},
+    }  # fmt: skip
+    tm = {"checkpoint_step": 4, "steps": 4, "loss_first": 5.5, "loss_last": 4.0}
+    result = {"n": 1, "exact_match": 0.0, "by_category": {}, "by_set": {}}
+    em = {"before": result, "after": result, "delta": 0.0}
+    for rel, doc in (("data/dataset/manifest.json", ds), ("runs/train/metrics.json", tm),
+                     ("runs/eval/metrics.json", em)):  # fmt: skip
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(orjson.dumps(doc))
+    (tmp_path / "data/export").mkdir(parents=True)
+    (tmp_path / "data/export/run_manifest.yaml").write_text(yaml.safe_dump(rm))
+    page = render_page(tmp_path)
+    assert "<h2>Sequence lengths</h2>" in page and 'class="marker"' in page
+    assert page.index("Sequence lengths") < page.index("Lineage")
+    assert (
+        "- sequence lengths: 311 of 383 training examples (81.2%) longer than max_seq_length 168 "
+        "(median 186, p95 261, longest 264 tokens)"
+    ) in render_report(tmp_path)

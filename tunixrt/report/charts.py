@@ -1,4 +1,5 @@
-"""Line charts as inline SVG: no script, no network, readable offline in any browser."""
+"""Line charts and histograms as inline SVG: no script, no network, readable offline in any
+browser."""
 
 from __future__ import annotations
 
@@ -102,6 +103,80 @@ def line_chart(
             f'<polyline fill="none" stroke="{color}" stroke-width="1.5" points="{path}"/>'
             f'<text x="{width - right - 4}" y="{top + 14 * (k + 1)}" text-anchor="end" '
             f'fill="{color}" class="legend">{escape(name)}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def histogram_chart(
+    counts: Sequence[int],
+    *,
+    bin_width: float,
+    title: str,
+    x_label: str,
+    marker: float | None = None,
+    marker_label: str = "",
+    width: int = 560,
+    height: int = 260,
+) -> str:
+    """One SVG with a bar per bin (bin i covers [i * bin_width, (i + 1) * bin_width)), and a
+    dashed vertical line at `marker` (e.g. the sequence length rows are cut to)."""
+    if not counts or not any(counts):
+        return f'<p class="empty">{escape(title)}: no data</p>'
+    left, right, top, bottom = 56, 12, 28, 40
+    x1 = max(len(counts) * bin_width, marker or 0)
+    y1 = max(counts)
+    ty = [v for v in _ticks(0, y1, False) if v == int(v)] or [0, y1]
+
+    def px(x: float) -> float:
+        return left + x / x1 * (width - left - right)
+
+    def py(y: float) -> float:
+        return top + (y1 - y) / y1 * (height - top - bottom)
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}">',
+        f'<text x="{left}" y="16" class="title">{escape(title)}</text>',
+    ]
+    for v in ty:
+        y = py(v)
+        parts.append(
+            f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" class="grid"/>'
+            f'<text x="{left - 6}" y="{y + 4:.1f}" class="tick" text-anchor="end">'
+            f"{_fmt(v)}</text>"
+        )
+    for i, c in enumerate(counts):
+        if c:
+            x, w = px(i * bin_width), px((i + 1) * bin_width) - px(i * bin_width)
+            parts.append(
+                f'<rect x="{x:.1f}" y="{py(c):.1f}" width="{max(w - 1, 1):.1f}" '
+                f'height="{py(0) - py(c):.1f}" fill="{COLORS[0]}"><title>'
+                f"{_fmt(i * bin_width)}-{_fmt((i + 1) * bin_width - 1)}: {c}</title></rect>"
+            )
+    parts += [
+        f'<line x1="{left}" y1="{height - bottom}" x2="{width - right}" y2="{height - bottom}" '
+        'class="axis"/>',
+        f'<line x1="{left}" y1="{top}" x2="{left}" y2="{height - bottom}" class="axis"/>',
+    ]
+    for v in _ticks(0, x1, False):
+        parts.append(
+            f'<text x="{px(v):.1f}" y="{height - bottom + 16}" class="tick" '
+            f'text-anchor="middle">{_fmt(v)}</text>'
+        )
+    parts.append(
+        f'<text x="{(left + width - right) / 2}" y="{height - 6}" class="tick" '
+        f'text-anchor="middle">{escape(x_label)}</text>'
+    )
+    if marker is not None:
+        x = px(marker)
+        near_right = x > width - right - 8 * len(marker_label)  # the label goes left of it
+        tx, anchor = (x - 4, "end") if near_right else (x + 4, "start")
+        parts.append(
+            f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{height - bottom}" '
+            f'stroke="{COLORS[1]}" stroke-width="1.5" stroke-dasharray="5,3" class="marker"/>'
+            f'<text x="{tx:.1f}" y="{top + 12}" fill="{COLORS[1]}" text-anchor="{anchor}" '
+            f'class="legend">{escape(marker_label)}</text>'
         )
     parts.append("</svg>")
     return "".join(parts)

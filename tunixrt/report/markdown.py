@@ -25,6 +25,16 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f}%"
 
 
+def _lengths_line(s: Any) -> str:
+    if not s:
+        return "- sequence lengths: measured by the train stage (see its log)"
+    return (
+        f"- sequence lengths: {s['over']} of {s['examples']} training examples "
+        f"({_pct(s['share'])}) longer than max_seq_length {s['max_seq_length']} "
+        f"(median {s['median']}, p95 {s['p95']}, longest {s['max']} tokens)"
+    )
+
+
 def load_outputs(root: Path) -> tuple[Any, Any, Any, Any]:
     """The dataset manifest, run manifest, train metrics and eval metrics of a finished run."""
     return tuple(
@@ -44,6 +54,7 @@ def render_report(root: Path) -> str:
         f"- format: `{rm['dataset']['format']}` ({rm['dataset']['reasoning_style']} reasoning)",
         f"- model: `{rm['model']['model_id']}` ({rm['model']['family']} {rm['model']['preset']}, "
         f"tokenizer {rm['model']['tokenizer']['kind']})",
+        _lengths_line(rm.get("lengths")),
         f"- training: {tm['steps']} steps, loss {tm['loss_first']:.4f} -> {tm['loss_last']:.4f}",
         f"- exact match on {after['n']} held-out problems: before {_pct(before['exact_match'])}, "
         f"after {_pct(after['exact_match'])} (delta {100 * em['delta']:+.1f} points)"

@@ -1,8 +1,9 @@
 """runs/report.html: one self-contained page per run (no script, no network, no server).
 
-Dataset key and stats, the lineage chain (params -> dataset hash -> export hashes -> checkpoint),
-the loss and learning-rate curves, exact match before/after by category and by eval set, sample
-predictions (wrong ones first) and, from `tunixrt report`, the experiments side by side.
+Dataset key and stats, the training examples' token lengths against max_seq_length, the lineage
+chain (params -> dataset hash -> export hashes -> checkpoint), the loss and learning-rate curves,
+exact match before/after by category and by eval set, sample predictions (wrong ones first) and,
+from `tunixrt report`, the experiments side by side.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import orjson
 
 from tunixrt.jsonio import iter_lines
 from tunixrt.paths import PREDICTIONS, TRAIN_DIR
-from tunixrt.report.charts import line_chart
+from tunixrt.report.charts import histogram_chart, line_chart
 from tunixrt.report.markdown import load_outputs
 
 LIVE_TRAIN = TRAIN_DIR / "live" / "plots" / "metrics" / "train"
@@ -94,6 +95,45 @@ def _dataset(ds: Mapping[str, Any]) -> str:
         )
     head_cols = ("split", "traces", "steps min/avg/max", "chars min/avg/max", "by category")
     return head + _table(head_cols, rows)
+
+
+def _lengths(rm: Mapping[str, Any]) -> str:
+    """The training examples' token lengths against train.max_seq_length (the manifest stage's
+    measure), as a histogram with the cut."""
+    s, t = rm.get("lengths"), rm["training"]
+    if not s:
+        return (
+            "<p>Not measured by the manifest stage (the tokenizer did not load there); the "
+            "train stage checked them before training: see its log.</p>"
+        )
+    msl, n = s["max_seq_length"], s["examples"]
+    counted = (
+        f"counted with the {escape(s['tokenizer'])} tokenizer as training encodes them "
+        "(<code>&lt;bos&gt;</code>, turn markers and <code>&lt;eos&gt;</code> included)"
+    )
+    if s["over"]:
+        bound = t.get("max_truncated_share")
+        dropped = f", {s['dropped']} dropped (the prompt alone fills it)" if s["dropped"] else ""
+        text = (
+            f"<p>{s['over']} of {n} training examples (<b>{_pct(s['share'])}</b>) are longer "
+            f"than <code>train.max_seq_length</code> {msl} tokens and were truncated{dropped}; "
+            f"median {s['median']}, p95 {s['p95']}, longest {s['max']} tokens, {counted}. "
+            f"The bound <code>train.max_truncated_share</code> is {bound}.</p>"
+        )
+    else:
+        text = (
+            f"<p>All {n} training examples fit in <code>train.max_seq_length</code> {msl} "
+            f"tokens: median {s['median']}, p95 {s['p95']}, longest {s['max']}, {counted}.</p>"
+        )
+    chart = histogram_chart(
+        s["histogram"],
+        bin_width=s["bin_width"],
+        title="training examples by length",
+        x_label="tokens per example, before truncation",
+        marker=msl,
+        marker_label=f"max_seq_length {msl}",
+    )
+    return f'{text}<div class="charts">{chart}</div>'
 
 
 def _lineage(rm: Mapping[str, Any], tm: Mapping[str, Any]) -> str:
@@ -205,6 +245,7 @@ def render_page(root: Path, experiments: Sequence[Mapping[str, Any]] | None = No
     )
     sections = [
         ("Dataset", _dataset(ds)),
+        ("Sequence lengths", _lengths(rm)),
         ("Lineage", _lineage(rm, tm)),
         ("Training", f'<div class="charts">{loss}{lr}</div>'),
         ("Evaluation", _evaluation(em)),
