@@ -47,10 +47,11 @@ ENTRY_MODULES = frozenset(
     }
 )
 # ...and those of train's: where checkpoints go and what is reported, the device runtime (a
-# run may resume on another mesh).
+# run may resume on another mesh), the check of example lengths (it stops a run or lets it go).
 NON_NUMERIC_MODULES = ENTRY_MODULES | {
     "tunixrt/train/__init__.py",
     "tunixrt/train/checkpoints.py",
+    "tunixrt/train/lengths.py",
     "tunixrt/train/metrics.py",
     "tunixrt/train/runtime.py",
     "tunixrt/train/stage.py",
