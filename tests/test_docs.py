@@ -21,11 +21,27 @@ def test_pipeline_page_shows_the_current_dag() -> None:
     assert f"```mermaid\n{dag}\n```" in page
 
 
+# Linked from the README before it lands (issue 25: being written); drop it from here when it does.
+COMING = {"docs/getting-started.md"}
+
+
 def test_every_doc_is_linked_from_the_readme() -> None:
+    """Every page is linked from the README's Docs section, under one of its groups, and every
+    link leads to a page."""
     readme = (REPO / "README.md").read_text()
-    linked = set(re.findall(r"\((docs/[^)#]+\.md)", readme))
+    docs = readme.split("\n## Docs\n", 1)[1]
+    for group in (
+        "Getting started",
+        "Guides",
+        "Reference",
+        "Troubleshooting",
+        "Design and evidence",
+    ):
+        assert f"**{group}**" in docs, group
+    linked = set(re.findall(r"\((docs/[^)#]+\.md)", docs))
     assert {f"docs/{p.name}" for p in (REPO / "docs").glob("*.md")} <= linked
-    assert all((REPO / p).is_file() for p in linked), sorted(linked)
+    missing = sorted(p for p in linked - COMING if not (REPO / p).is_file())
+    assert not missing, missing
 
 
 def test_help_of_every_command_shows_an_example() -> None:
