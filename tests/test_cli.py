@@ -281,7 +281,7 @@ def test_status_after_an_experiment_and_exp_show_order(
 ) -> None:
     """`dvc exp run -S` leaves params.yaml other than conf/ composed: status names the values
     and says how to keep them, not only `tunixrt compose` (which throws them away). Then
-    `dvc exp show` leads with the model's metrics, the ingest counters last."""
+    `dvc exp show` leads with the summary's headline figures, the ingest counters last."""
     work = shutil.copytree(inited[0], tmp_path / "work", symlinks=True)
     sh("dvc", "exp", "run", "ingest", "-S", "source.n=30", cwd=work)
     info = json.loads(tunixrt("status", "--json", "--no-devices", cwd=work).stdout)["pipeline"]
@@ -294,12 +294,14 @@ def test_status_after_an_experiment_and_exp_show_order(
     for rel, doc in (
         ("runs/train/metrics.json", {"loss_last": 1.5}),
         ("runs/eval/metrics.json", {"after": {"exact_match": 0.5}, "before": {"n": 8}}),
+        ("runs/summary.json", {"exact_match_before": 0.0, "exact_match_after": 0.5}),
     ):
         (work / rel).parent.mkdir(parents=True, exist_ok=True)
         (work / rel).write_text(json.dumps(doc))
     header = sh("dvc", "exp", "show", "--csv", cwd=work).stdout.splitlines()[0].split(",")
     at = {name: i for i, name in enumerate(header)}
-    assert at["loss_last"] < at["after.exact_match"] < at["accepted"] < at["read"], header
+    assert at["exact_match_before"] < at["exact_match_after"] < at["after.exact_match"], header
+    assert at["after.exact_match"] < at["loss_last"] < at["accepted"] < at["read"], header
 
 
 def test_help_lists_every_stage_and_makes_no_timing_claim(capsys: pytest.CaptureFixture) -> None:

@@ -162,7 +162,7 @@ def run_stage(name: str, root: Path, *, kill: bool = False) -> tuple[int, str]:
 
 def outs(name: str, root: Path) -> dict[str, bytes | None]:
     spec = STAGES[name]
-    paths = [root / out_path(o) for o in (*spec.outs, *spec.metrics)]
+    paths = [root / out_path(o) for o in spec.outs]
     return {p.name: p.read_bytes() if p.exists() else None for p in paths}
 
 

@@ -29,6 +29,10 @@ def test_smoke_pipeline_repro_plots_metrics_and_exp_show(smoke_run: Path) -> Non
     ev = json.loads((pipeline / "runs/eval/metrics.json").read_text())
     assert ev["before"]["n"] == ev["after"]["n"] == 8
     assert set(ev) >= {"before", "after", "delta"}
+    summary = json.loads((pipeline / "runs/summary.json").read_text())
+    assert list(summary)[:3] == ["exact_match_before", "exact_match_after", "exact_match_gain"]
+    assert summary["exact_match_after"] == ev["after"]["exact_match"]
+    assert summary["train_loss_last"] == train["loss_last"] and summary["train_steps"] == 4
     assert "exact match on 8 held-out problems" in (pipeline / "runs/report.md").read_text()
     assert sh("dvc", "status", "--json", cwd=pipeline).stdout.strip() in ("{}", "")
 

@@ -96,8 +96,8 @@ def test_dvc_yaml_init_writes_has_no_yaml_anchors() -> None:
     text = pipeline_yaml()
     assert "&id" not in text and "*id" not in text
     stages = yaml.safe_load(text)["stages"]
-    assert stages["train"]["metrics"] == [{"runs/train/metrics.json": {"cache": False}}]
-    assert stages["report"]["outs"][0] == {"runs/report.md": {"cache": False}}
+    assert stages["train"]["outs"][-1] == {"runs/train/metrics.json": {"cache": False}}
+    assert stages["report"]["outs"][0] == {"runs/summary.json": {"cache": False}}
 
 
 def test_ingest_counters_come_last_in_both_dvc_yamls() -> None:
@@ -109,11 +109,11 @@ def test_ingest_counters_come_last_in_both_dvc_yamls() -> None:
     from tunixrt.scaffold import METRICS
     from tunixrt.stages import STAGES
 
-    assert METRICS[-1] == "data/traces/report.json"
-    assert "data/traces/report.json" in STAGES["ingest"].outs and not STAGES["ingest"].metrics
+    assert METRICS[0] == "runs/summary.json" and METRICS[-1] == "data/traces/report.json"
+    assert "data/traces/report.json" in STAGES["ingest"].outs
     for doc in (yaml.safe_load(pipeline_yaml()), yaml.safe_load((REPO / "dvc.yaml").read_text())):
         assert doc["metrics"] == list(METRICS)
-        assert "metrics" not in doc["stages"]["ingest"]
+        assert not any("metrics" in stage for stage in doc["stages"].values())
 
 
 def test_every_model_preset_inits_and_composes(tmp_path: Path) -> None:

@@ -40,6 +40,7 @@ PREDICTIONS = EVAL_DIR / "predictions.jsonl"
 EVAL_METRICS = EVAL_DIR / "metrics.json"
 
 REPORT = Path("runs/report.md")
+SUMMARY = Path("runs/summary.json")  # the headline figures, first in `dvc exp show`
 REPORT_HTML = Path("runs/report.html")
 EXPERIMENTS_HTML = Path("runs/experiments.html")  # `tunixrt report`: not a DVC out
 MODELS_DIR = "models"  # downloaded weights and tokenizers; a dep of the manifest stage

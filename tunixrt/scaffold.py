@@ -21,7 +21,14 @@ import yaml
 
 from tunixrt.errors import ConfigError
 from tunixrt.lineage import code_digest
-from tunixrt.paths import INGEST_REPORT, MODELS_DIR
+from tunixrt.paths import (
+    EVAL_METRICS,
+    INGEST_REPORT,
+    MODELS_DIR,
+    RL_METRICS,
+    SUMMARY,
+    TRAIN_METRICS,
+)
 from tunixrt.stages import STAGES
 
 USER_CONFIG = """\
@@ -92,10 +99,18 @@ PLOTS: list[dict[str, Any]] = [
 ]
 
 
-# Top-level metrics, shown after the stages' own (train, rl, evaluate) by `dvc exp show` and
-# `dvc metrics show`: DVC orders metric columns by stage in dvc.yaml, then this list. The ingest
-# report's counters (one per source and reject reason) are an out of ingest listed here, last.
-METRICS = ("runs/train/perf.json", "runs/rl/perf.json", INGEST_REPORT.as_posix())
+# The metrics `dvc exp show` and `dvc metrics show` list, in this order (no stage declares any:
+# DVC would put a stage's before this list). The summary's headline figures lead; the ingest
+# counters (one per source and reject reason) come last.
+METRICS = (
+    SUMMARY.as_posix(),
+    EVAL_METRICS.as_posix(),
+    TRAIN_METRICS.as_posix(),
+    RL_METRICS.as_posix(),
+    "runs/train/perf.json",
+    "runs/rl/perf.json",
+    INGEST_REPORT.as_posix(),
+)
 
 
 class _Dumper(yaml.SafeDumper):
@@ -153,8 +168,6 @@ def pipeline_yaml() -> str:
             entry["params"] = list(spec.params)
         if spec.outs:
             entry["outs"] = list(spec.outs)
-        if spec.metrics:
-            entry["metrics"] = list(spec.metrics)
         stages[name] = entry
     head = (
         "# Written by `tunixrt init` for the installed tunixrt; `tunixrt init --upgrade` rewrites\n"

@@ -31,6 +31,7 @@ from tunixrt.paths import (
     RL_ROLLOUTS,
     RUN_MANIFEST,
     SPLITS,
+    SUMMARY,
     TRACES,
     TRACES_DIR,
     TRAIN_DIR,
@@ -49,7 +50,6 @@ class StageSpec:
     target: str  # "module:function", imported lazily so data stages never import JAX
     deps: tuple[str, ...] = ()  # the data it reads (its code deps come from lineage.py)
     outs: tuple[Out, ...] = ()
-    metrics: tuple[Out, ...] = ()
     # globs of the working files the stage makes and removes itself: a killed run leaves them,
     # and the next run removes them first (as it does an out's `.<name>.*.tmp` file)
     scratch: tuple[str, ...] = ()
@@ -64,8 +64,9 @@ STAGES: dict[str, StageSpec] = {
             ("source",),
             "tunixrt.ingest.stage:run",
             deps=("inputs",),
-            # the report is an out, not a stage metric: `dvc exp show` orders metric columns by
-            # stage, and its counters would come first; dvc.yaml lists it under `metrics:` last
+            # no stage declares metrics: `dvc exp show` orders metric columns by stage, so the
+            # top-level `metrics:` list (scaffold.METRICS) orders them: the summary first, the
+            # ingest counters last
             outs=(TRACES.as_posix(), REJECTS.as_posix(), INGEST_REPORT.as_posix()),
             scratch=(f"{TRACES_DIR}/.ingest-sort-*", f"{TRACES_DIR}/.ingest-dups-*"),
         ),
@@ -108,8 +109,11 @@ STAGES: dict[str, StageSpec] = {
             (),  # reads the run manifest only
             "tunixrt.train.stage:run",
             deps=(RUN_MANIFEST.as_posix(), *(export_path(s).as_posix() for s in SPLITS)),
-            outs=({f"{TRAIN_DIR}/{CHECKPOINTS}": {"persist": True}}, f"{TRAIN_DIR}/live"),
-            metrics=({TRAIN_METRICS.as_posix(): _NOT_CACHED},),
+            outs=(
+                {f"{TRAIN_DIR}/{CHECKPOINTS}": {"persist": True}},
+                f"{TRAIN_DIR}/live",
+                {TRAIN_METRICS.as_posix(): _NOT_CACHED},
+            ),
         ),
         StageSpec(
             "rl",
@@ -124,8 +128,8 @@ STAGES: dict[str, StageSpec] = {
                 {f"{RL_DIR}/{CHECKPOINTS}": {"persist": True}},
                 f"{RL_DIR}/live",
                 RL_ROLLOUTS.as_posix(),
+                {RL_METRICS.as_posix(): _NOT_CACHED},
             ),
-            metrics=({RL_METRICS.as_posix(): _NOT_CACHED},),
         ),
         StageSpec(
             "evaluate",
@@ -138,8 +142,7 @@ STAGES: dict[str, StageSpec] = {
                 f"{RL_DIR}/{CHECKPOINTS}",  # the GRPO model, when rl.enabled
                 "inputs",  # eval sets (eval.sets) live with the traces
             ),
-            outs=(PREDICTIONS.as_posix(),),
-            metrics=({EVAL_METRICS.as_posix(): _NOT_CACHED},),
+            outs=(PREDICTIONS.as_posix(), {EVAL_METRICS.as_posix(): _NOT_CACHED}),
         ),
         StageSpec(
             "report",
@@ -153,7 +156,11 @@ STAGES: dict[str, StageSpec] = {
                 EVAL_METRICS.as_posix(),
                 PREDICTIONS.as_posix(),
             ),
-            outs=({REPORT.as_posix(): _NOT_CACHED}, {REPORT_HTML.as_posix(): _NOT_CACHED}),
+            outs=(
+                {SUMMARY.as_posix(): _NOT_CACHED},
+                {REPORT.as_posix(): _NOT_CACHED},
+                {REPORT_HTML.as_posix(): _NOT_CACHED},
+            ),
         ),
     ]
 }
@@ -182,7 +189,7 @@ def leftovers(spec: StageSpec, root: Path) -> list[Path]:
     """What a killed run of the stage left: its outs' temporary files (`.<name>.*.tmp`, as
     jsonio.atomic_writer names them) and its scratch."""
     found: list[Path] = []
-    for out in (*spec.outs, *spec.metrics):
+    for out in spec.outs:
         path = root / out_path(out)
         found += path.parent.glob(f".{path.name}.*.tmp")
     for pattern in spec.scratch:

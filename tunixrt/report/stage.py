@@ -12,17 +12,23 @@ from pathlib import Path
 from typing import Any
 
 from tunixrt.jsonio import atomic_writer
-from tunixrt.paths import REPORT, REPORT_HTML
-from tunixrt.report.markdown import render_report
+from tunixrt.paths import REPORT, REPORT_HTML, SUMMARY
+from tunixrt.report.markdown import load_outputs, render_report
 from tunixrt.report.page import render_page
+from tunixrt.report.summary import dumps_summary, summary
 
 
 def write_reports(root: Path) -> None:
-    for path, text in ((REPORT, render_report(root)), (REPORT_HTML, render_page(root))):
+    _, _, train, evaluation = load_outputs(root)
+    for path, data in (
+        (SUMMARY, dumps_summary(summary(train, evaluation))),
+        (REPORT, render_report(root).encode()),
+        (REPORT_HTML, render_page(root).encode()),
+    ):
         with atomic_writer(root / path) as fh:
-            fh.write(text.encode())
+            fh.write(data)
 
 
 def run(params: Mapping[str, Any], root: Path) -> None:
     write_reports(root)
-    print(f"report: -> {REPORT}, {REPORT_HTML}", file=sys.stderr)
+    print(f"report: -> {SUMMARY}, {REPORT}, {REPORT_HTML}", file=sys.stderr)
