@@ -158,8 +158,7 @@ def test_a_tokenizer_the_manifest_stage_cannot_load_leaves_the_check_to_train(
     err = capfd.readouterr().err
     assert (
         "manifest: the token-length check (train.max_seq_length, train.max_truncated_share) is "
-        "left to the start of train: sentencepiece is not installed (pip install "
-        "'tunixrt[train]')"
+        "left to the start of train: sentencepiece is not installed (tunixrt's `train` extra)"
     ) in err
     monkeypatch.delitem(sys.modules, "sentencepiece")
     pytest.importorskip("sentencepiece")

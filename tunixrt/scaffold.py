@@ -76,7 +76,8 @@ GITIGNORE = (
 )
 INPUTS_README = "Put trace files (JSONL, optionally .gz) here: dvc.yaml tracks this folder.\n"
 MODELS_README = (
-    "Download checkpoints and tokenizers here, one folder a model (docs/models.md), e.g.\n\n"
+    "Download checkpoints and tokenizers here, one folder a model (tunixrt's docs/models.md\n"
+    "lists the presets and their downloads), e.g.\n\n"
     "    hf download google/gemma-3-1b-it --local-dir models/gemma-3-1b-it\n\n"
     "git ignores everything here but this file. dvc.yaml tracks the folder: replacing a file\n"
     "here makes `dvc status` show the pipeline stale, and `dvc repro` retrain.\n"

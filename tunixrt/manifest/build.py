@@ -48,7 +48,7 @@ def training_warnings(model: ModelSection, training: TrainingSection) -> list[st
         f"warning: model {model.model_id} starts from pretrained weights, but "
         f"train.learning_rate={training.learning_rate} is a from-scratch value (the tiny CPU "
         "model's): it would wreck them. Use train=tunix_rt (2e-5, tunix-rt's values) or an "
-        "experiment= preset for the model (docs/models.md)"
+        "experiment= preset for the model (tunixrt/conf/experiment/)"
     ]
 
 

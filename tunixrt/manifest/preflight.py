@@ -69,7 +69,7 @@ def _load_tokenizer(model: ModelSection, root: Path) -> tuple[Tokenizer | None, 
     except ModuleNotFoundError as exc:
         if exc.name != TOKENIZER_LIBRARIES.get(kind):
             raise
-        return None, f"{exc.name} is not installed (pip install 'tunixrt[train]')"
+        return None, f"{exc.name} is not installed (tunixrt's `train` extra)"
     except (OSError, RuntimeError, ValueError) as exc:  # sentencepiece: RuntimeError
         return None, f"model.tokenizer.path {model.tokenizer.path} does not load: {exc}"
 

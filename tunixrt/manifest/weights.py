@@ -19,7 +19,15 @@ from tunixrt.manifest.schema import ModelSection, WeightsSection
 from tunixrt.paths import MODELS_DIR, confined
 
 STATE = Path(".dvc/tmp/tunixrt-weights.json")  # under the pipeline root; DVC's scratch folder
-DOWNLOAD_HINT = "tunixrt downloads nothing: download the weights first (docs/models.md)"
+
+
+def download_hint(model: ModelSection, folder: str | None = None) -> str:
+    """How to fetch the weights: the Hub command for the preset's model id, into `folder`."""
+    where = folder or f"{MODELS_DIR}/{model.model_id.rsplit('/', 1)[-1]}"
+    return (
+        "tunixrt downloads nothing: download the weights first, e.g. "
+        f"`hf download {model.model_id} --local-dir {where}` ({MODELS_DIR}/README.md)"
+    )
 
 
 def _tracked(text: str, key: str) -> None:
@@ -39,15 +47,16 @@ def checkpoint_dir(model: ModelSection, root: Path) -> Path | None:
             raise ConfigError(
                 f"model.checkpoint_path: the preset {model.preset!r} needs its weights in a "
                 "local folder (HF safetensors, or a Gemma3 orbax checkpoint) and none is set; "
-                f"{DOWNLOAD_HINT}, then set model.checkpoint_path"
+                f"{download_hint(model)}, then set model.checkpoint_path"
             )
         return None
     _tracked(model.checkpoint_path, "model.checkpoint_path")
     path = confined(model.checkpoint_path, root, "model.checkpoint_path")
     if not path.is_dir():
         raise ConfigError(
-            f"model.checkpoint_path: {model.checkpoint_path}: no such folder; {DOWNLOAD_HINT}, "
-            "into that folder, or set model.checkpoint_path to where they are"
+            f"model.checkpoint_path: {model.checkpoint_path}: no such folder; "
+            f"{download_hint(model, model.checkpoint_path)}, or set model.checkpoint_path to "
+            "where they are"
         )
     return path
 
@@ -60,7 +69,8 @@ def tokenizer_file(model: ModelSection, root: Path) -> Path | None:
     if not path.is_file():
         raise ConfigError(
             f"model.tokenizer.path: {model.tokenizer.path}: no such file; it comes with the "
-            f"checkpoint ({DOWNLOAD_HINT}), or set model.tokenizer.path to where it is"
+            f"checkpoint ({download_hint(model, model.checkpoint_path)}), or set "
+            "model.tokenizer.path to where it is"
         )
     return path
 

@@ -157,6 +157,8 @@ def require_training_extras() -> None:
     """The data stages install without JAX; the model stages need `tunixrt[train]`."""
     if importlib.util.find_spec("jax") is None or importlib.util.find_spec("tunix") is None:
         raise ConfigError(
-            "the train and evaluate stages need JAX and Tunix: pip install 'tunixrt[train]' "
-            "(`dvc repro manifest` runs the data stages without them)"
+            "the train and evaluate stages need JAX and Tunix: install tunixrt's `train` extra "
+            "the way tunixrt was installed (`pip install 'dist/tunixrt-VERSION-py3-none-any.whl"
+            "[train]'`, or `pip install -e '.[train]'` in a checkout; docs/getting-started.md); "
+            "`dvc repro manifest` runs the data stages without them"
         )
