@@ -243,7 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
     docs = _parser(
         sub,
         "docs",
-        "regenerate docs/config-reference.md and docs/formats.md from the code",
+        "regenerate the reference pages from the code: docs/config-reference.md, docs/formats.md, "
+        "docs/commands.md (and the config groups table of docs/configuration.md, where present)",
         "  tunixrt docs            # rewrite the stale pages\n"
         "  tunixrt docs --check    # exit 1 when a page is stale\n",
     )
