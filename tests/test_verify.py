@@ -1,5 +1,6 @@
 """`tunixrt verify` passes on a clean pipeline and fails, saying why, on each kind of drift."""
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -19,10 +20,15 @@ def verify(root: Path, where: str = "."):
 
 
 def test_verify_passes_then_catches_a_hand_edited_params_yaml(pipeline: Path) -> None:
+    """A trace dump tracked by DVC (`dvc add`), not git, is pulled into the fresh clone from the
+    DVC cache; one that is in no cache and on no remote fails, saying so."""
+    (pipeline / "inputs" / "dump.jsonl").write_text('{"not": "read by the synthetic source"}\n')
+    sh("dvc", "add", "inputs/dump.jsonl", cwd=pipeline)
     committed_run(pipeline, "run")
     ok = verify(pipeline, "conf/")  # from a subdirectory, as git and dvc: the pipeline's root
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "0 failed" in ok.stdout
+    assert "ok   data tracked by inputs/dump.jsonl.dvc pulled into the clone" in ok.stdout
 
     params = pipeline / "params.yaml"
     params.write_text(params.read_text().replace("seed: 0", "seed: 5", 1))
@@ -31,10 +37,13 @@ def test_verify_passes_then_catches_a_hand_edited_params_yaml(pipeline: Path) ->
     assert "uncommitted changes are not included" in uncommitted.stdout
 
     committed_run(pipeline, "hand edit")
+    shutil.rmtree(pipeline / ".dvc" / "cache")  # the dump: in no cache, on no remote
     bad = verify(pipeline)
     assert bad.returncode == 1
     assert "FAIL params.yaml equals conf/ composed" in bad.stdout
     assert "seed: 5" in bad.stdout and "tunixrt compose" in bad.stdout
+    assert "FAIL data tracked by inputs/dump.jsonl.dvc pulled into the clone" in bad.stdout
+    assert "`dvc push` it" in bad.stdout
 
 
 def test_verify_catches_a_stage_that_writes_a_timestamp(pipeline: Path) -> None:

@@ -228,6 +228,26 @@ def check_repeat(clone: Path, stages: list[str], report: Report, label: str) -> 
     )
 
 
+def fetch_tracked_data(root: Path, clone: Path, report: Report) -> bool:
+    """Files a `.dvc` file tracks (`dvc add inputs/traces.jsonl`) are in no git clone: the clone
+    pulls them as a teammate would, from this repository's DVC cache (as a local remote), else
+    from the default remote. True when there are none, or every one arrived."""
+    listed = _run(["git", "ls-files", "*.dvc"], clone).stdout.split()
+    if not listed:
+        return True
+    cache = _run(["dvc", "cache", "dir"], root).stdout.strip()
+    _run(["dvc", "remote", "add", "--local", "-f", "verify-cache", cache], clone)
+    proc = _run(["dvc", "pull", "-r", "verify-cache", *listed], clone)
+    if proc.returncode != 0:  # not in this machine's cache: the team's remote may have it
+        proc = _run(["dvc", "pull", *listed], clone)
+    return report.check(
+        proc.returncode == 0,
+        f"data tracked by {', '.join(listed)} pulled into the clone",
+        "it is neither in this repository's DVC cache nor on its default remote: `dvc push` it "
+        f"(or `dvc add` it again here)\n{(proc.stdout + proc.stderr)[-1500:]}",
+    )
+
+
 def verify(
     root: Path, *, data_only: bool = False, rel_tol: float = 1e-3, keep: bool = False
 ) -> Report:
@@ -256,6 +276,8 @@ def verify(
         ):
             return report
         check_libraries(root, committed, report)
+        if not fetch_tracked_data(root, clone, report):
+            return report
         declared = yaml.safe_load((clone / "dvc.yaml").read_text()).get("stages", {})
         target = [s for s in DATA_STAGES if s in declared] if data_only else []
         print(f"running `dvc repro {' '.join(target)}` in {clone} ...", flush=True)
