@@ -190,7 +190,7 @@ def test_init_says_what_it_trains_and_next_steps_that_work(inited: tuple[Path, s
     assert sh("git", "status", "--porcelain", cwd=root).stdout == ""  # all of it committed
     assert "&id" not in (root / "dvc.yaml").read_text()
     assert "- override /model" not in (root / "conf/config.yaml").read_text()
-    assert {"/models/*", "!/models/README.md"} <= set((root / ".gitignore").read_text().split())
+    assert {"/models/?*/"} <= set((root / ".gitignore").read_text().split())
 
 
 def test_init_with_a_model_preset(tmp_path: Path) -> None:

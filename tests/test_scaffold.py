@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import tunixrt
+from conftest import sh, tunixrt
 
 from tunixrt.compose import write_params
 from tunixrt.errors import ConfigError
@@ -86,7 +86,7 @@ def test_upgrade_adds_the_data_deps_a_newer_tunixrt_declares(tmp_path: Path) -> 
     text = dvc_yaml.read_text()
     assert text == pipeline_yaml() + "# a line of the user's own\n"
     assert (root / "models/README.md").is_file()
-    assert {"/models/*", "!/models/README.md"} <= set((root / ".gitignore").read_text().split())
+    assert {"/models/?*/"} <= set((root / ".gitignore").read_text().split())
 
 
 def test_dvc_yaml_init_writes_has_no_yaml_anchors() -> None:
@@ -151,3 +151,26 @@ def test_init_config_points_at_nothing_a_user_repository_lacks() -> None:
         mentioned = {w.strip("`(),.:") for w in config.split() if "docs/" in w}
         assert mentioned <= {str(CONFIG_REFERENCE)}, mentioned  # `tunixrt docs` writes it
         assert "`tunixrt docs`" in config
+
+
+def test_gitignore_keeps_dvc_files_under_models_visible_to_dvc(tmp_path: Path) -> None:
+    """`/models/*` with exceptions (what 0.1.0 wrote) makes DVC's gitignore matcher take models/
+    itself as ignored: a `dvc add models/NAME` .dvc file is then invisible to the index, and
+    `dvc exp run` removes the weights as an unused link. init writes `/models/?*/`, and an
+    upgrade replaces the old lines."""
+    from dvc.repo import Repo
+
+    from tunixrt.scaffold import ensure_workspace_files
+
+    sh("git", "init", "-q", cwd=tmp_path)
+    sh("dvc", "init", "-q", cwd=tmp_path)
+    (tmp_path / ".gitignore").write_text("/models/*\n!/models/README.md\n/mine/\n")
+    assert ".gitignore" in ensure_workspace_files(tmp_path)
+    lines = (tmp_path / ".gitignore").read_text().splitlines()
+    assert "/models/*" not in lines and "/models/?*/" in lines and "/mine/" in lines
+    (tmp_path / "models" / "w").mkdir()
+    (tmp_path / "models" / "w" / "model.safetensors").write_bytes(b"weights")
+    sh("dvc", "add", "models/w", cwd=tmp_path)
+    assert sh("git", "check-ignore", "models/w/model.safetensors", cwd=tmp_path).returncode == 0
+    with Repo(str(tmp_path)) as repo:
+        assert [str(o) for o in repo.index.outs] == ["models/w"]

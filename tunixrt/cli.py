@@ -95,7 +95,12 @@ def _cmd_init(args: argparse.Namespace) -> None:
             )
             for line in changes:
                 print(f"  {line}", file=sys.stderr)
-        print("next: `dvc repro`, then commit dvc.yaml, params.yaml and dvc.lock", file=sys.stderr)
+        print(
+            "next: `dvc repro`, then commit dvc.yaml, params.yaml and dvc.lock (params.yaml is "
+            "now conf/ composed: values an experiment set with `-S` are not in it; put the ones "
+            "you keep in conf/config.yaml, or pass them again to `dvc exp run -S ...`)",
+            file=sys.stderr,
+        )
         return
     root = Path.cwd()
     written = init_pipeline(root, force=args.force, model=args.model)

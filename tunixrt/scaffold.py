@@ -62,10 +62,15 @@ PRETRAINED_TRAIN = (
     "not the\n"
     "                                # demo model's from-scratch one\n"
 )
+MODELS_GITIGNORE = "/models/?*/"
+OLD_MODELS_GITIGNORE = ("/models/*", "!/models/README.md")  # written by tunixrt 0.1.0's init
 GITIGNORE = (
     "/data/",
-    "/models/*",  # downloads (hundreds of MB to many GB) stay out of git...
-    "!/models/README.md",  # ...but the folder exists in every clone: dvc.yaml tracks it
+    # every download folder (`hf download ... --local-dir models/NAME`: hundreds of MB to many
+    # GB) stays out of git; models/README.md and the `models/NAME.dvc` files of `dvc add` do
+    # not. Not `/models/*` with exceptions: DVC's own gitignore matcher then takes models/ as
+    # ignored and never finds the .dvc files there (a `dvc exp run` removes the weights).
+    MODELS_GITIGNORE,
     "/runs/train/perf.json",
     "/runs/train/checkpoints.aside/",
     "/runs/rl/perf.json",
@@ -349,8 +354,10 @@ def ensure_workspace_files(root: Path) -> list[str]:
             written.append(f"{folder}/README.md")
     gitignore = root / ".gitignore"
     lines = gitignore.read_text(encoding="utf-8").splitlines() if gitignore.exists() else []
+    old = [g for g in OLD_MODELS_GITIGNORE if g in lines]
+    lines = [g for g in lines if g not in old]
     missing = [g for g in GITIGNORE if g not in lines]
-    if missing:
+    if missing or old:
         gitignore.write_text("\n".join([*lines, *missing]) + "\n", encoding="utf-8")
         written.append(".gitignore")
     return written
