@@ -25,10 +25,6 @@ from conftest import FIXTURES, REPO, make_pipeline, sh
 SKIPPED_PAGES = {
     "quickstart.md": "run in full by tests/test_docs.py",
     "getting-started.md": "run in full by its own test",
-    # Being rewritten (issue 25, items 3 and 11): its conf/config.yaml block lacks
-    # hydra.searchpath, it installs `tunixrt[train]` from PyPI and indents its commands. Take it
-    # out of this list with that rewrite.
-    "plugin.md": "pending its rewrite",
 }
 PAGES = [
     REPO / "README.md",

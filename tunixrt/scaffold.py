@@ -84,8 +84,10 @@ MODELS_README = (
     "Download checkpoints and tokenizers here, one folder a model (tunixrt's docs/models.md\n"
     "lists the presets and their downloads), e.g.\n\n"
     "    hf download google/gemma-3-1b-it --local-dir models/gemma-3-1b-it\n\n"
-    "git ignores everything here but this file. dvc.yaml tracks the folder: replacing a file\n"
-    "here makes `dvc status` show the pipeline stale, and `dvc repro` retrain.\n"
+    "then track it with DVC, so clones, CI and queued experiments get it from a commit:\n\n"
+    "    dvc add models/gemma-3-1b-it && git add models/gemma-3-1b-it.dvc\n\n"
+    "git ignores every folder here. dvc.yaml tracks the folder: replacing a file here makes\n"
+    "`dvc status` show the pipeline stale, and `dvc repro` retrain.\n"
 )
 PLOTS: list[dict[str, Any]] = [
     {"training loss": {"x": "step", "y": {"runs/train/live/plots/metrics/train/loss.tsv": "loss"}}},
