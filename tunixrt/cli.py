@@ -13,14 +13,15 @@ from tunixrt.errors import ConfigError, TunixrtError
 def find_root(start: Path | None = None) -> Path | None:
     """The pipeline root, as git and dvc find theirs: the nearest directory, from `start` (the
     current one) up, holding dvc.yaml and conf/. The search ends at the git repository's root
-    (a pipeline is never above its repository); None when there is no pipeline."""
+    (a pipeline is never above its repository). Failing that, the current directory when it
+    holds conf/ (a folder to compose and run stages in without DVC); else None."""
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
         if (folder / "dvc.yaml").is_file() and (folder / "conf").is_dir():
             return folder
         if (folder / ".git").exists():
-            return None
-    return None
+            break
+    return here if (here / "conf").is_dir() else None
 
 
 def pipeline_root() -> Path:
