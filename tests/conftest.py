@@ -33,33 +33,6 @@ PIPELINE_FILES = [
 ]
 
 
-# The files that take a minute or more, longest first. `make test` hands whole files to its
-# workers (--dist loadfile) in collection order, so a long file collected last would run alone
-# at the end while the other worker idles; these start first, the short files fill the gaps.
-SLOW_FILES = (
-    "test_rl_stage.py",
-    "test_train_run.py",
-    "test_getting_started.py",
-    "test_real_checkpoints.py",
-    "test_experiments.py",
-    "test_benchmarks.py",
-    "test_crash_safety.py",
-    "test_train_preemption.py",
-    "test_lineage_rerun.py",
-    "test_pipeline_train.py",
-    "test_train_multihost_failure.py",
-    "test_verify.py",
-    "test_evaluate.py",
-    "test_docs.py",
-    "test_pipeline_dvc.py",
-)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    rank = {name: i for i, name in enumerate(SLOW_FILES)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: in-file order
-
-
 def env() -> dict[str, str]:
     e = dict(os.environ)
     e["PATH"] = f"{BIN}{os.pathsep}{e.get('PATH', '')}"
