@@ -44,21 +44,37 @@ def _outs(root: Path) -> dict[str, object]:
     return out
 
 
-def _killed_after_checkpoint(root: Path, step: int) -> None:
-    """The rl stage as DVC runs it, SIGKILLed once the checkpoint of `step` is committed."""
-    proc = subprocess.Popen(
-        [str(BIN / "python"), "-m", "stages.rl"],
-        cwd=root,
-        env=env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+def _killed_after_checkpoint(root: Path, step: int, log: Path) -> str:
+    """The rl stage as DVC runs it (its outs but the checkpoints removed first), SIGKILLed once
+    it has committed its own checkpoint of `step`; what it printed."""
+    sh("rm", "-rf", *RL_OUTS, "runs/rl/live", cwd=root)
+    started = time.time()
+    with log.open("wb") as err:
+        proc = subprocess.Popen(
+            [str(BIN / "python"), "-m", "stages.rl"],
+            cwd=root,
+            env=env(),
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+        _kill_after(proc, root, step, started)
+    return log.read_text()
+
+
+def _kill_after(proc: subprocess.Popen, root: Path, step: int, started: float) -> None:
     done = root / "runs/rl/checkpoints/actor" / str(step) / "_CHECKPOINT_METADATA"
+
+    def written() -> bool:  # by this run: a run before it left its own, which it sets aside
+        try:
+            return done.stat().st_mtime >= started
+        except FileNotFoundError:
+            return False
+
     deadline = time.monotonic() + 300
-    while not done.is_file() and proc.poll() is None and time.monotonic() < deadline:
+    while not written() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert proc.poll() is None, "the run ended before it was killed"
-    assert done.is_file(), "no checkpoint in time"
+    assert written(), "no checkpoint in time"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (root / "runs/rl/metrics.json").exists()
@@ -97,26 +113,23 @@ def test_grpo_on_the_smoke_preset(tmp_path: Path) -> None:
     steps_mean = metrics["reward_first10_mean"]  # 4 steps: the mean of the 4 step means
     assert steps_mean == pytest.approx(reward_mean, abs=1e-6)
 
-    # the reward's parser decides the numbers: an edit to it reruns rl, which starts over (the
-    # run before is set aside); a cadence change reruns it too, and it resumes
+    # the reward's parser decides the numbers: after an edit to it, rl starts over (the run
+    # before is set aside). That run, SIGKILLed after its step-2 checkpoint and run again through
+    # DVC, resumes and ends with the outs of the uninterrupted run (a comment edit: the same
+    # numbers); then a cadence change reruns rl, and it resumes
+    uninterrupted = _outs(root)
     scoring = root / "tunixrt/evaluate/scoring.py"
     original = scoring.read_text()
     scoring.write_text(original + "\n# an edit\n")
-    proc = sh("dvc", "repro", "rl", cwd=root)
-    assert "belong to another configuration" in proc.stderr and "resuming" not in proc.stderr
+    killed = _killed_after_checkpoint(root, 2, tmp_path / "killed.log")
+    assert "belong to another configuration" in killed and "resuming" not in killed
+    resumed = sh("dvc", "repro", "rl", cwd=root)
+    assert "resuming from checkpoint step 2 of 4" in resumed.stderr
+    assert _outs(root) == uninterrupted
     tunixrt("compose", *BASE, *RL, "rl.checkpoint_every_steps=4", cwd=root)
     proc = sh("dvc", "repro", "rl", cwd=root)
     assert "resuming from checkpoint step 4 of 4" in proc.stderr
     scoring.write_text(original)
-    tunixrt("compose", *BASE, *RL, cwd=root)
-
-    # SIGKILL after the step-2 checkpoint, run again: the same outs as the uninterrupted run
-    uninterrupted = _outs(root)
-    sh("rm", "-rf", "runs/rl", cwd=root)
-    _killed_after_checkpoint(root, 2)
-    resumed = sh(str(BIN / "python"), "-m", "stages.rl", cwd=root)
-    assert "resuming from checkpoint step 2 of 4" in resumed.stderr
-    assert _outs(root) == uninterrupted
 
     # rl off again: the lock is byte for byte what it was before GRPO ever ran
     tunixrt("compose", *BASE, "rl.enabled=false", cwd=root)
