@@ -4,6 +4,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,15 @@ import orjson
 import pytest
 
 from tunixrt.jsonio import iter_lines
+
+# One XLA compilation cache for the whole run, every worker and every subprocess (env() passes
+# os.environ on): dozens of tests compile the same tiny model's programs, and a cached program
+# is the program XLA would compile, so results are the same bit for bit.
+os.environ.setdefault(
+    "JAX_COMPILATION_CACHE_DIR",
+    str(Path(tempfile.gettempdir()) / f"tunixrt-tests-xla-cache-{os.getuid()}"),
+)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "fixtures" / "tunix-rt"
