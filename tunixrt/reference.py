@@ -20,6 +20,8 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
+from tunixrt.conf import CONF_DIR, group_options
+
 CONFIG_REFERENCE = Path("docs/config-reference.md")
 FORMATS_REFERENCE = Path("docs/formats.md")
 COMMANDS_REFERENCE = Path("docs/commands.md")
@@ -188,7 +190,7 @@ def config_groups() -> str:
     package's `tunixrt/conf/` (the default option, from `tunixrt.yaml`'s defaults list, first)."""
     import yaml
 
-    conf = Path(__file__).parent / "conf"
+    conf = CONF_DIR
     defaults: dict[str, str] = {}
     for item in yaml.safe_load((conf / "tunixrt.yaml").read_text(encoding="utf-8"))["defaults"]:
         if isinstance(item, dict):
@@ -199,7 +201,7 @@ def config_groups() -> str:
     )
     lines = [GROUPS_BEGIN, "| group | options | read by |", "| --- | --- | --- |"]
     for group in groups:
-        names = sorted(p.stem for p in (conf / group).glob("*.yaml"))
+        names = group_options(group)
         default = defaults.get(group)
         if default in names:
             names.remove(default)

@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from tunixrt.conf import CONF_DIR, group_options
 from tunixrt.errors import ConfigError
 from tunixrt.lineage import code_digest
 from tunixrt.paths import (
@@ -129,24 +130,16 @@ class _Dumper(yaml.SafeDumper):
         return True
 
 
-def _package_conf(group: str) -> Any:
-    """A config group's folder in the installed package (an importlib.resources Traversable)."""
-    from importlib.resources import files
-
-    return files("tunixrt.conf") / group
-
-
 def model_presets() -> list[str]:
     """The model presets the installed package ships (tunixrt/conf/model/*.yaml)."""
-    folder = _package_conf("model")
-    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+    return group_options("model")
 
 
 def model_preset(name: str) -> dict[str, Any]:
     """A model preset's settings, as its file in the installed package has them."""
     if name not in model_presets():
         raise ConfigError(f"--model {name}: no such preset; presets: {', '.join(model_presets())}")
-    text = (_package_conf("model") / f"{name}.yaml").read_text(encoding="utf-8")
+    text = (CONF_DIR / "model" / f"{name}.yaml").read_text(encoding="utf-8")
     doc = yaml.safe_load(text)
     return doc if isinstance(doc, dict) else {}
 
@@ -426,11 +419,7 @@ def trains(root: Path) -> list[str]:
             "until it is there)"
         )
     runtime = _section(root, "runtime").get("name", "?")
-    others = [
-        p.name[: -len(".yaml")]
-        for p in sorted(_package_conf("runtime").iterdir(), key=lambda p: p.name)
-        if p.name.endswith(".yaml") and p.name != f"{runtime}.yaml"
-    ]
+    others = [name for name in group_options("runtime") if name != runtime]
     lines.append(
         f"  runtime: {runtime}; for another device, `dvc exp run -S runtime=NAME` "
         f"({', '.join(others)}) or `- override /runtime: NAME` in conf/config.yaml"

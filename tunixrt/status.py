@@ -134,8 +134,8 @@ def _pipeline(root: Path | None) -> dict[str, Any] | None:
     with contextlib.chdir(root), Repo(str(root)) as repo:  # DVC names paths from the cwd
         info["stages"] = [s.addressing for s in repo.index.stages]
         status = repo.status()  # as `dvc status --json` has it, in the order of dvc.yaml
-        info["stale"] = _plain({s: status[s] for s in info["stages"] if s in status})
-        info["stale"].update(_plain({s: v for s, v in status.items() if s not in info["stale"]}))
+        order = dict.fromkeys([*info["stages"], *status])  # dvc.yaml's, then any others
+        info["stale"] = _plain({s: status[s] for s in order if s in status})
     return info
 
 

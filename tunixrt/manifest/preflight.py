@@ -7,7 +7,6 @@ longer than train.max_seq_length (counted with the run's tokenizer, as training 
 from __future__ import annotations
 
 import sys
-from collections import Counter
 from pathlib import Path
 
 from tunixrt.errors import ConfigError
@@ -15,7 +14,7 @@ from tunixrt.evaluate.config import EvalConfig
 from tunixrt.manifest.schema import LengthsSection, ModelSection, RuntimeSection, TrainingSection
 from tunixrt.manifest.weights import checkpoint_dir, tokenizer_file
 from tunixrt.paths import confined
-from tunixrt.train.examples import example_length, read_export
+from tunixrt.train.examples import length_table, read_export
 from tunixrt.train.lengths import check_lengths, length_stats
 from tunixrt.train.tokenizer import Tokenizer, make_tokenizer
 
@@ -88,11 +87,8 @@ def check_sequence_lengths(
             file=sys.stderr,
         )
         return None
-    max_len, lengths, dropped = training.max_seq_length, Counter[int](), 0
-    for rec in read_export(train_split):
-        head, total = example_length(rec["prompt"], rec["completion"], tokenizer)
-        lengths[total] += 1
-        dropped += head >= max_len
+    max_len = training.max_seq_length
+    lengths, dropped = length_table(read_export(train_split), tokenizer, max_len)
     stats = length_stats(lengths, max_len=max_len, dropped=dropped, tokenizer=model.tokenizer.kind)
     if (line := check_lengths(stats, training.max_truncated_share)) is not None:
         print(f"manifest: {line}", file=sys.stderr)

@@ -6,7 +6,7 @@ sequence longer than `max_len` keeps its first `max_len` tokens, so the prompt s
 the completion loses its end. An example whose `<bos>` + prompt leaves no room for a single
 completion token is dropped and counted, never trained on.
 
-`example_length` counts an example's tokens by the same rule, without numpy: the manifest stage
+`length_table` counts the examples' tokens by the same rule, without numpy: the manifest stage
 uses it to check `train.max_seq_length` before training (tunixrt.train.lengths).
 """
 
@@ -53,20 +53,31 @@ def sequence_parts(
     return head, tail
 
 
-def example_length(prompt: str, completion: str, tokenizer: Tokenizer) -> tuple[int, int]:
-    """(tokens of `<bos>` + prompt, tokens of the whole example) before truncation: longer
-    than max_len is truncated, a head of max_len or more is dropped."""
-    head, tail = sequence_parts(prompt, completion, tokenizer)
-    return len(head), len(head) + len(tail)
+def _dropped(head: list[int], max_len: int) -> bool:
+    """`<bos>` + prompt leaves no room for a single completion token."""
+    return len(head) >= max_len
 
 
 def _from_parts(head: list[int], tail: list[int], max_len: int) -> tuple[Example | None, bool]:
     import numpy as np
 
-    if len(head) >= max_len:
+    if _dropped(head, max_len):
         return None, False
     tokens = (head + tail)[:max_len]
     return Example(np.asarray(tokens, np.int32), len(head)), len(head) + len(tail) > max_len
+
+
+def length_table(
+    records: Iterable[Mapping[str, Any]], tokenizer: Tokenizer, max_len: int
+) -> tuple[Counter[int], int]:
+    """(untruncated length -> examples, how many are dropped), counted as `encode_records`
+    counts them but without building the examples."""
+    lengths, dropped = Counter[int](), 0
+    for rec in records:
+        head, tail = sequence_parts(rec["prompt"], rec["completion"], tokenizer)
+        lengths[len(head) + len(tail)] += 1
+        dropped += _dropped(head, max_len)
+    return lengths, dropped
 
 
 def encode_example(
