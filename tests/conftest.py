@@ -22,6 +22,9 @@ os.environ.setdefault(
     str(Path(tempfile.gettempdir()) / f"tunixrt-tests-xla-cache-{os.getuid()}"),
 )
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+# transformers and huggingface_hub read local folders only (a path that is not one would
+# otherwise be tried as a Hub id, over the network)
+os.environ["HF_HUB_OFFLINE"] = "1"
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO / "fixtures" / "tunix-rt"

@@ -73,14 +73,31 @@ def train_sentencepiece(path: Path, lines: Iterable[str], vocab_size: int = 400)
     return path
 
 
+# Qwen's tokenizer.json splits text with this before the byte-level BPE (digits one by one);
+# transformers' Qwen2Tokenizer rebuilds exactly that pipeline from a Qwen folder's vocabulary
+QWEN_PRETOKENIZE = (
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"""
+    r"""|\s*[\r\n]+|\s+(?!\S)|\s+"""
+)
+
+
 def train_tokenizer_json(
     path: Path, lines: Iterable[str], specials: list[str], vocab_size: int = 400
 ) -> Path:
-    """A byte-level BPE like Qwen's and Llama 3's, the special tokens first (ids 0, 1, ...)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    """A byte-level BPE like Qwen's and Llama 3's, the special tokens first (ids 0, 1, ...);
+    with Qwen's specials, Qwen's normalizer and pre-tokenizer."""
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
     tk = Tokenizer(models.BPE())
     tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    if specials == HF_SPECIALS["qwen"]:
+        tk.normalizer = normalizers.NFC()
+        tk.pre_tokenizer = pre_tokenizers.Sequence(
+            [
+                pre_tokenizers.Split(Regex(QWEN_PRETOKENIZE), behavior="isolated", invert=False),
+                pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+            ]
+        )
     tk.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,

@@ -41,7 +41,7 @@ from tunixrt.manifest.load import load_run_manifest
 from tunixrt.manifest.schema import LORA_MODULES
 from tunixrt.stages import run_stage
 
-VOCAB = 400  # both tokenizers are trained to this size (a multiple of 8: no rounded-up rows)
+VOCAB = 400  # the tokenizers are trained to this size (a multiple of 8: no rounded-up rows)
 
 
 @dataclass(frozen=True)
@@ -111,6 +111,10 @@ def write_model_folder(case: Case, root: Path) -> tuple[TinyConfig, Path, Path]:
     # Gemma 1's preset vocabulary differs from its download's (256128 vs 256000 rows): the
     # loader takes the file's, so this checkpoint has rows past the tokenizer's too
     vocab = VOCAB + 8 if case.kind == "gemma" else VOCAB
+    if case.hf_tokenizer == "qwen":  # Qwen's digit-by-digit split learns fewer merges
+        from tokenizers import Tokenizer
+
+        vocab = -(-Tokenizer.from_file(str(tok_path)).get_vocab_size() // 8) * 8
     layers = 4 if case.kind == "gemma4" else 2  # Gemma 4: two layers share the others' KV
     cfg = TinyConfig(case.kind, vocab=vocab, kv_heads=case.kv_heads, layers=layers)
     if case.layout == "orbax":
@@ -233,6 +237,26 @@ def run_case(case: Case, exported: Path, tmp_path: Path) -> None:
     # the untrained model's first token is the end-of-turn token: decoding stops there, and
     # writes nothing (had it gone on, the marker itself would be in the text)
     assert [r["generated"] for r in before_rows] == [""] * 8
+
+    check_publish(case, root, params, manifest, ckpt)
+
+
+def check_publish(case: Case, root: Path, params: dict, manifest, base: Path) -> None:
+    """publish writes the trained model in the family's Hugging Face layout, which Tunix's own
+    loader reads back to the same numbers and transformers (PEFT for adapters) runs to the same
+    logits, chat-template ids and greedy tokens."""
+    from hf_check import check_published, tunix_side
+
+    from tunixrt.evaluate.generate import load_model
+
+    run_stage("publish", params, root)
+    folder = root / "runs/publish"
+    model, tokenizer, _ = load_model(manifest, root, trained=True)
+    prompts = [r["prompt"] for r in iter_jsonl(root / "data/export/test.jsonl")][:8]
+    side = tunix_side(model, tokenizer, prompts)
+    del model
+    stats = check_published(folder, side, prompts)
+    print(case.name, stats)
 
 
 @pytest.mark.parametrize("case", GEMMA_CASES, ids=lambda c: c.name)

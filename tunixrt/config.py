@@ -19,6 +19,7 @@ from tunixrt.evaluate.config import EvalConfig
 from tunixrt.export.config import FormatConfig
 from tunixrt.ingest.config import FilesSource, SyntheticSource
 from tunixrt.manifest.schema import ModelSection, RuntimeSection, TrainingSection
+from tunixrt.publish.config import PublishConfig
 from tunixrt.rl.config import RLConfig
 from tunixrt.validation import invalid
 
@@ -42,6 +43,7 @@ class PipelineConfig(BaseModel):
     runtime: RuntimeSection = Field(description="the device mesh (tunixrt/conf/runtime/)")
     eval: EvalConfig = Field(description="what evaluate scores (tunixrt/conf/eval/)")
     rl: RLConfig = Field(description="GRPO after SFT, off by default (tunixrt/conf/rl/)")
+    publish: PublishConfig = Field(description="the published model (tunixrt/conf/publish/)")
 
 
 def _untagged(err: Mapping[str, Any]) -> dict[str, Any]:

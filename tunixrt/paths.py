@@ -39,6 +39,8 @@ EVAL_DIR = Path("runs/eval")
 PREDICTIONS = EVAL_DIR / "predictions.jsonl"
 EVAL_METRICS = EVAL_DIR / "metrics.json"
 
+PUBLISH_DIR = Path("runs/publish")  # the published model: Hugging Face layout + model card
+
 REPORT = Path("runs/report.md")
 SUMMARY = Path("runs/summary.json")  # the headline figures, first in `dvc exp show`
 REPORT_HTML = Path("runs/report.html")

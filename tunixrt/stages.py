@@ -23,6 +23,7 @@ from tunixrt.paths import (
     INGEST_REPORT,
     MODELS_DIR,
     PREDICTIONS,
+    PUBLISH_DIR,
     REJECTS,
     REPORT,
     REPORT_HTML,
@@ -143,6 +144,21 @@ STAGES: dict[str, StageSpec] = {
                 "inputs",  # eval sets (eval.sets) live with the traces
             ),
             outs=(PREDICTIONS.as_posix(), {EVAL_METRICS.as_posix(): _NOT_CACHED}),
+        ),
+        StageSpec(
+            "publish",
+            ("publish", "rl.enabled", "rl.lora"),
+            "tunixrt.publish.stage:run",
+            deps=(
+                RUN_MANIFEST.as_posix(),
+                f"{TRAIN_DIR}/{CHECKPOINTS}",
+                f"{RL_DIR}/{CHECKPOINTS}",  # the GRPO policy, when rl.enabled
+                TRAIN_METRICS.as_posix(),
+                RL_METRICS.as_posix(),
+                EVAL_METRICS.as_posix(),
+                MODELS_DIR,  # the tokenizer files and the base model's license
+            ),
+            outs=(PUBLISH_DIR.as_posix(),),
         ),
         StageSpec(
             "report",
