@@ -241,22 +241,60 @@ def run_case(case: Case, exported: Path, tmp_path: Path) -> None:
     check_publish(case, root, params, manifest, ckpt)
 
 
+SHARDED = "gemma-safetensors"  # published in shards: model-0000N-of-0000M + index
+ADAPTERS = ("gemma3-safetensors-lora", "qwen3-safetensors-lora")  # also as a PEFT folder
+
+
 def check_publish(case: Case, root: Path, params: dict, manifest, base: Path) -> None:
-    """publish writes the trained model in the family's Hugging Face layout, which Tunix's own
-    loader reads back to the same numbers and transformers (PEFT for adapters) runs to the same
-    logits, chat-template ids and greedy tokens."""
+    """publish writes the trained model in the family's Hugging Face layout: Tunix's own loader
+    reads it back to the trained numbers (LoRA merged), transformers runs it to tunixrt's logits,
+    chat-template ids and greedy tokens, and the card says what the run measured. LoRA runs
+    also publish PEFT adapters, which PEFT applies to the base model to the same logits."""
     from hf_check import check_published, tunix_side
 
     from tunixrt.evaluate.generate import load_model
+    from tunixrt.publish.check import card_differences, weight_differences
+    from tunixrt.publish.config import PublishConfig
+    from tunixrt.rl.config import RLConfig
 
-    run_stage("publish", params, root)
     folder = root / "runs/publish"
+    if case.name == SHARDED:
+        params = {**params, "publish": {**params["publish"], "max_shard_size": "40KB"}}
+    run_stage("publish", params, root)
+    cfg, rl = PublishConfig(**params["publish"]), RLConfig(**params["rl"])
+    assert weight_differences(manifest, cfg, rl, root) == []
+    shards = sorted(p.name for p in folder.glob("model*.safetensors"))
+    if case.name == SHARDED:
+        assert len(shards) > 1 and (folder / "model.safetensors.index.json").is_file()
+    else:
+        assert shards == ["model.safetensors"]
+    card = (folder / "README.md").read_text()
+    metrics = yaml.safe_load((root / "runs/eval/metrics.json").read_text())
+    assert card_differences(card, metrics) == []
+    digests = [manifest.dataset.content_sha256, manifest.weights.checkpoint_digest]
+    digests += [
+        manifest.weights.tokenizer_sha256,
+        *(f.sha256 for f in manifest.dataset.splits.values()),
+    ]
+    assert all(d in card for d in digests)
+
     model, tokenizer, _ = load_model(manifest, root, trained=True)
     prompts = [r["prompt"] for r in iter_jsonl(root / "data/export/test.jsonl")][:8]
     side = tunix_side(model, tokenizer, prompts)
     del model
     stats = check_published(folder, side, prompts)
+    assert stats["tokens_compared"] > 0, stats
     print(case.name, stats)
+    if case.name in ADAPTERS:
+        hf_base = root / "hf-base"  # the base download, with the config.json publish wrote
+        shutil.copytree(base, hf_base)
+        shutil.copyfile(folder / "config.json", hf_base / "config.json")
+        params = {**params, "publish": {**params["publish"], "lora": "adapters"}}
+        run_stage("publish", params, root)
+        assert {p.name for p in folder.glob("*.safetensors")} == {"adapter_model.safetensors"}
+        assert not (folder / "config.json").exists()
+        assert weight_differences(manifest, PublishConfig(**params["publish"]), rl, root) == []
+        check_published(folder, side, prompts, adapters_on=hf_base)
 
 
 @pytest.mark.parametrize("case", GEMMA_CASES, ids=lambda c: c.name)

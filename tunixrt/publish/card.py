@@ -23,7 +23,6 @@ KNOWN_LICENSES = {
     "meta-llama/Meta-Llama-3": "llama3",
 }
 EVAL_COLUMNS = (("before", "before"), ("after", "after SFT"), ("grpo", "after GRPO"))
-LINEAGE_STAGES = ("ingest", "dataset", "export", "manifest", "train", "rl", "evaluate")
 
 
 @dataclass(frozen=True)
@@ -81,21 +80,23 @@ def _front_matter(
     front: dict[str, Any] = {}
     if hub_id:
         front["base_model"] = manifest.model.model_id
-    front["license"] = license_ or "other"
+    if license_:
+        front["license"] = license_
     front["library_name"] = "peft" if published.weights == "adapters" else "transformers"
     front["pipeline_tag"] = "text-generation"
     front["tags"] = tags
     return "---\n" + yaml.safe_dump(front, sort_keys=False) + "---\n"
 
 
-def _lock_lines(lock: Mapping[str, Any] | None) -> list[str]:
+def _lock_lines(lock: Mapping[str, Any] | None, paths: Sequence[str]) -> list[str]:
+    """The md5 dvc.lock records for each of `paths` (the stage's inputs other stages wrote)."""
     if not lock:
         return ["No dvc.lock when this was written (not run through `dvc repro`)."]
-    lines = ["| stage | out | md5 (dvc.lock) |", "|---|---|---|"]
-    stages = lock.get("stages", {})
-    for name in LINEAGE_STAGES:
-        for out in stages.get(name, {}).get("outs", []):
-            lines.append(f"| {name} | `{out['path']}` | `{out.get('md5', '')}` |")
+    lines = ["| input | written by | md5 (dvc.lock) |", "|---|---|---|"]
+    for name, stage in lock.get("stages", {}).items():
+        for out in stage.get("outs", []):
+            if out["path"] in paths:
+                lines.append(f"| `{out['path']}` | {name} | `{out.get('md5', '')}` |")
     return lines
 
 
@@ -107,6 +108,7 @@ def model_card(
     train_metrics: Mapping[str, Any],
     rl_metrics: Mapping[str, Any],
     lock: Mapping[str, Any] | None,
+    lineage: Sequence[str],
     license_: str | None,
     libraries: Mapping[str, str | None],
 ) -> str:
@@ -181,7 +183,7 @@ def model_card(
         "",
         "## Lineage",
         "",
-        *_lock_lines(lock),
+        *_lock_lines(lock, lineage),
         "",
         "Files: " + ", ".join(f"`{f}`" for f in published.files) + ".",
         "",

@@ -15,10 +15,11 @@ import numpy as np
 from tunixrt.errors import ConfigError
 from tunixrt.jsonio import read_json, write_json
 from tunixrt.manifest.schema import LoraSection, RunManifest
-from tunixrt.paths import EVAL_METRICS, PUBLISH_DIR, RL_METRICS, TRAIN_METRICS
+from tunixrt.paths import EVAL_METRICS, MODELS_DIR, PUBLISH_DIR, RL_METRICS, TRAIN_METRICS
 from tunixrt.publish.card import Published, base_license, model_card
 from tunixrt.publish.config import Policy, PublishConfig
 from tunixrt.rl.config import RLConfig
+from tunixrt.stages import STAGES
 from tunixrt.validation import validate_config
 
 # the policy stages in the order they run: the default publishes the last one that trained
@@ -100,8 +101,21 @@ def yaml_load(path: Path) -> Any:
     return yaml.safe_load(path.read_text(encoding="utf-8"))
 
 
-def publish(manifest: RunManifest, cfg: PublishConfig, rl: RLConfig, root: Path) -> Published:
+def policy_model(
+    manifest: RunManifest, cfg: PublishConfig, rl: RLConfig, root: Path
+) -> tuple[Any, Any, Any, Policy, LoraSection | None]:
+    """The chosen policy's model as evaluate scored it (LoRA unmerged), its tokenizer and mesh,
+    the policy, and its adapters' section (None: no LoRA)."""
     from tunixrt.evaluate.generate import load_model, restore_grpo
+
+    policy = chosen_policy(cfg, rl)
+    model, tokenizer, mesh = load_model(manifest, root, trained=True)
+    if policy == "grpo":
+        model = restore_grpo(model, manifest, root, mesh, rl)
+    return model, tokenizer, mesh, policy, _lora(manifest, rl, policy)
+
+
+def publish(manifest: RunManifest, cfg: PublishConfig, rl: RLConfig, root: Path) -> Published:
     from tunixrt.manifest.weights import checkpoint_dir
     from tunixrt.paths import confined
     from tunixrt.publish.hf_config import generation_config, hf_config
@@ -110,11 +124,7 @@ def publish(manifest: RunManifest, cfg: PublishConfig, rl: RLConfig, root: Path)
     from tunixrt.publish.tokenizer_files import write_tokenizer
     from tunixrt.publish.weights import adapter_tensors, merged, read_model
 
-    policy = chosen_policy(cfg, rl)
-    model, tokenizer, mesh = load_model(manifest, root, trained=True)
-    if policy == "grpo":
-        model = restore_grpo(model, manifest, root, mesh, rl)
-    lora = _lora(manifest, rl, policy)
+    model, tokenizer, _, policy, lora = policy_model(manifest, cfg, rl, root)
     params, adapters = read_model(model)
     family, mcfg = manifest.model.family, model.config
     del model
@@ -165,6 +175,7 @@ def publish(manifest: RunManifest, cfg: PublishConfig, rl: RLConfig, root: Path)
         train_metrics=read_json(root / TRAIN_METRICS),
         rl_metrics=read_json(root / RL_METRICS) if (root / RL_METRICS).is_file() else {},
         lock=_lock(root),
+        lineage=[d for d in STAGES["publish"].deps if d != MODELS_DIR],
         license_=cfg.license
         or base_license(checkpoint_dir(manifest.model, root), manifest.model.model_id),
         libraries=manifest.libraries,

@@ -295,6 +295,18 @@ def _gemma1_from_safetensors(
     )
 
 
+def from_safetensors(
+    family: str, path: Path, config: Any, mesh: jax.sharding.Mesh, dtype: jnp.dtype
+) -> nnx.Module:
+    """A model from a folder of Hugging Face safetensors (one file, or shards and their index),
+    through Tunix's loader for the family."""
+    with use_mesh(mesh):
+        if family == "gemma" and not config.use_post_attn_norm:
+            return _gemma1_from_safetensors(path, config, mesh, dtype)
+        loader = importlib.import_module(FAMILIES[family].safetensors_loader)
+        return loader.create_model_from_safe_tensors(str(path), config, mesh=mesh, dtype=dtype)
+
+
 def build_model(
     section: ModelSection,
     tokenizer: Tokenizer,
@@ -311,14 +323,7 @@ def build_model(
     if path is None:
         return _random_model(cls, config, seed, mesh)
     if any(path.glob("*.safetensors")):
-        if section.family == "gemma" and not config.use_post_attn_norm:
-            with use_mesh(mesh):
-                return _gemma1_from_safetensors(path, config, mesh, _dtype(section))
-        loader = importlib.import_module(fam.safetensors_loader)
-        with use_mesh(mesh):
-            return loader.create_model_from_safe_tensors(
-                str(path), config, mesh=mesh, dtype=_dtype(section)
-            )
+        return from_safetensors(section.family, path, config, mesh, _dtype(section))
     orbax_marks = ("_METADATA", "_CHECKPOINT_METADATA", "manifest.ocdbt", "checkpoint")
     if section.family == "gemma3" and any((path / m).exists() for m in orbax_marks):
         from tunix.models.gemma3 import params as gemma3_params
