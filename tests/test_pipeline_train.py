@@ -66,6 +66,50 @@ def test_smoke_pipeline_repro_plots_metrics_and_exp_show(smoke_run: Path) -> Non
     assert results["two"]["metrics"]["runs/train/metrics.json"]["steps"] == 2
 
 
+def test_the_demo_model_publishes_in_the_hugging_face_layout(smoke_run: Path) -> None:
+    """The default pipeline ends in runs/publish/: the byte-tokenizer demo model as a Gemma 3
+    folder that transformers runs to tunixrt's logits and greedy tokens (ids in, as its card
+    says), a card whose figures are the run's, and lineage rows that are what dvc.lock says
+    the stage read."""
+    import yaml
+    from hf_check import check_published, tunix_side
+
+    from tunixrt.evaluate.generate import load_model
+    from tunixrt.manifest.load import load_run_manifest
+    from tunixrt.publish.check import card_differences, weight_differences
+    from tunixrt.publish.config import PublishConfig
+    from tunixrt.rl.config import RLConfig
+
+    root, folder = smoke_run, smoke_run / "runs/publish"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "README.md",
+        "config.json",
+        "generation_config.json",
+        "model.safetensors",
+    ]
+    card = (folder / "README.md").read_text()
+    assert "No Hugging Face tokenizer can read this model" in card
+    assert "Published policy: **sft**" in card
+    assert card_differences(card, json.loads((root / "runs/eval/metrics.json").read_text())) == []
+    lock = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
+    read = {
+        d["path"]: d["md5"]
+        for d in lock["publish"]["deps"]
+        if d["path"].startswith(("runs", "data"))
+    }
+    for path, md5 in read.items():  # the card's lineage is what the stage read
+        assert f"| `{path}` |" in card and f"`{md5}`" in card, path
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    manifest = load_run_manifest(root)
+    rl = RLConfig(**params["rl"])
+    assert weight_differences(manifest, PublishConfig(**params["publish"]), rl, root) == []
+    model, tokenizer, _ = load_model(manifest, root, trained=True)
+    prompts = [json.loads(line)["prompt"] for line in (root / "data/export/test.jsonl").open()][:8]
+    side = tunix_side(model, tokenizer, prompts)
+    stats = check_published(folder, side, prompts, tokenizer=False)
+    assert stats["tokens_compared"] > 0, stats
+
+
 def test_html_report_renders_in_headless_chromium(smoke_run: Path, tmp_path: Path) -> None:
     """`tunixrt report` (after the experiment above): a self-contained page whose charts and
     tables Chromium renders without a console error, into a screenshot that is not blank."""

@@ -159,17 +159,20 @@ def stage_command(name: str) -> str:
     return f"python -m tunixrt.stages {name} --code {code_digest(name, STAGES[name].target)}"
 
 
+def stage_entry(name: str) -> dict[str, Any]:
+    spec = STAGES[name]
+    entry: dict[str, Any] = {"cmd": stage_command(name)}
+    if spec.deps:
+        entry["deps"] = list(spec.deps)
+    if spec.params:
+        entry["params"] = list(spec.params)
+    if spec.outs:
+        entry["outs"] = list(spec.outs)
+    return entry
+
+
 def pipeline_yaml() -> str:
-    stages: dict[str, Any] = {}
-    for name, spec in STAGES.items():
-        entry: dict[str, Any] = {"cmd": stage_command(name)}
-        if spec.deps:
-            entry["deps"] = list(spec.deps)
-        if spec.params:
-            entry["params"] = list(spec.params)
-        if spec.outs:
-            entry["outs"] = list(spec.outs)
-        stages[name] = entry
+    stages = {name: stage_entry(name) for name in STAGES}
     head = (
         "# Written by `tunixrt init` for the installed tunixrt; `tunixrt init --upgrade` rewrites\n"
         "# it after an upgrade (each cmd carries its stage's code digest).\n"
@@ -208,12 +211,42 @@ def upgrade_commands(dvc_yaml: Path) -> list[str]:
         text = text.replace(
             f"tunixrt.stages {name} --code {old}", f"tunixrt.stages {name} --code {new}"
         )
+    text, new_stages = _add_missing_stages(text)
     text, added = _add_missing_deps(text)
     dvc_yaml.write_text(text, encoding="utf-8")
     return [
         f"dvc.yaml ({', '.join(stale) or 'no stage changed'})",
+        *(f"dvc.yaml: new stage {name}" for name in new_stages),
         *(f"dvc.yaml: {name} now depends on {dep}" for name, dep in added),
     ]
+
+
+def _add_missing_stages(text: str) -> tuple[str, list[str]]:
+    """The stages of the installed tunixrt that dvc.yaml lacks (e.g. publish, after an upgrade
+    from a release without it), each written where the stage graph puts it: before the next
+    installed stage the file has, else after the last stage."""
+    doc = yaml.safe_load(text) or {}
+    have = doc.get("stages") or {}
+    names = list(STAGES)
+    missing = [n for n in names if n not in have]
+    lines = text.splitlines(keepends=True)
+    for name in missing:
+        block = yaml.dump({name: stage_entry(name)}, Dumper=_Dumper, sort_keys=False, width=100)
+        block_lines = ["  " + line if line.strip() else line for line in block.splitlines(True)]
+        later = [n for n in names[names.index(name) + 1 :] if n in have]
+        at = next(
+            (i for i, line in enumerate(lines) if later and line.rstrip() == f"  {later[0]}:"),
+            None,
+        )
+        if at is None:  # after the last stage: before the next top-level key, or at the end
+            start = next(i for i, line in enumerate(lines) if line.rstrip() == "stages:")
+            at = next(
+                (i for i in range(start + 1, len(lines)) if lines[i][:1] not in (" ", "\n", "#")),
+                len(lines),
+            )
+        lines[at:at] = block_lines
+        have = {**have, name: {}}
+    return "".join(lines), missing
 
 
 def _add_missing_deps(text: str) -> tuple[str, list[tuple[str, str]]]:

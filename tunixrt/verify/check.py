@@ -12,6 +12,8 @@ Everything is checked on a fresh clone of the committed HEAD (uncommitted change
 5. Train, rl and evaluate (unless --data-only): run again, their deterministic outs are
    identical; their metrics agree with the committed ones within `--rel-tol` (XLA on another
    CPU may round differently, so bytes are not compared across machines).
+6. publish (unless --data-only): the published weights, read back by Tunix's loader, are the
+   trained policy's, and the model card's figures are the eval metrics'.
 """
 
 from __future__ import annotations
@@ -305,6 +307,10 @@ def verify(
             from tunixrt.verify.model import check_model_stages
 
             check_model_stages(root, clone, model, committed, report, rel_tol, _run)
+        if not data_only and "publish" in fresh.get("stages", {}):
+            from tunixrt.verify.model import check_published
+
+            check_published(clone, report)
     finally:
         if keep:
             print(f"kept the clone at {clone_repo}", flush=True)

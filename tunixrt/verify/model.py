@@ -144,3 +144,32 @@ def check_model_stages(
         f"{len(ck)} checkpoints hold different arrays, e.g. {ck[:3]}; steps "
         f"{sorted(first['ckpt'])} vs {sorted(second['ckpt'])}",
     )
+
+
+def check_published(clone: Path, report: Any) -> None:
+    """runs/publish/ as the clone's `dvc repro` wrote it: Tunix's loader reads the weights back
+    to the trained policy's numbers, and the model card's figures are runs/eval/metrics.json's."""
+    import yaml
+
+    from tunixrt.manifest.load import load_run_manifest
+    from tunixrt.paths import PUBLISH_DIR
+    from tunixrt.publish.check import card_differences, weight_differences
+    from tunixrt.publish.config import PublishConfig
+    from tunixrt.rl.config import RLConfig
+
+    params = yaml.safe_load((clone / "params.yaml").read_text())
+    cfg = PublishConfig(**params.get("publish", {}))
+    rl = RLConfig(**params.get("rl", {}))
+    bad = weight_differences(load_run_manifest(clone), cfg, rl, clone)
+    report.check(
+        not bad,
+        f"{PUBLISH_DIR}: the published weights are the trained policy's (read back by Tunix)",
+        "\n     ".join(bad[:10]),
+    )
+    card = (clone / PUBLISH_DIR / "README.md").read_text(encoding="utf-8")
+    bad = card_differences(card, orjson.loads((clone / EVAL_METRICS).read_bytes()))
+    report.check(
+        not bad,
+        f"{PUBLISH_DIR}/README.md: the card's figures are {EVAL_METRICS}'s",
+        "\n     ".join(bad),
+    )
