@@ -285,6 +285,16 @@ def check_publish(case: Case, root: Path, params: dict, manifest, base: Path) ->
     stats = check_published(folder, side, prompts)
     assert stats["tokens_compared"] > 0, stats
     print(case.name, stats)
+    if case.name == SHARDED:  # publish.dtype: the same numbers, rounded to bfloat16
+        from safetensors import safe_open
+
+        bf16 = {**params, "publish": {**params["publish"], "dtype": "bfloat16"}}
+        run_stage("publish", bf16, root)
+        assert yaml.safe_load((folder / "config.json").read_text())["dtype"] == "bfloat16"
+        with safe_open(str(next(folder.glob("model-*.safetensors"))), framework="numpy") as f:
+            names = f.keys()  # a safetensors handle has no `in`
+            assert {f.get_slice(k).get_dtype() for k in names} == {"BF16"}
+        assert weight_differences(manifest, PublishConfig(**bf16["publish"]), rl, root) == []
     if case.name in ADAPTERS:
         hf_base = root / "hf-base"  # the base download, with the config.json publish wrote
         shutil.copytree(base, hf_base)

@@ -12,10 +12,15 @@ from pathlib import Path
 
 import orjson
 import pytest
+import yaml
 from conftest import BIN, env, iter_jsonl, make_pipeline, sh, tunixrt
 
 from tunixrt.evaluate.problems import Problem
 from tunixrt.evaluate.stage import score_outputs
+from tunixrt.manifest.load import load_run_manifest
+from tunixrt.publish.check import weight_differences
+from tunixrt.publish.config import PublishConfig
+from tunixrt.rl.config import RLConfig
 from tunixrt.verify.model import checkpoint_digest
 
 pytestmark = pytest.mark.e2e
@@ -97,6 +102,12 @@ def test_grpo_on_the_smoke_preset(tmp_path: Path) -> None:
     evaluated = orjson.loads((root / "runs/eval/metrics.json").read_bytes())
     assert {"before", "after", "grpo", "delta_grpo"} <= set(evaluated)
     assert "after GRPO" in (root / "runs/report.md").read_text()
+    # publish's default is the last policy trained: the GRPO one, read back to its numbers
+    card = (root / "runs/publish/README.md").read_text()
+    assert "Published policy: **grpo**" in card and "| after GRPO |" in card
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    publish_cfg, rl_cfg = PublishConfig(**params["publish"]), RLConfig(**params["rl"])
+    assert weight_differences(load_run_manifest(root), publish_cfg, rl_cfg, root) == []
 
     # every reward is the one evaluate's scoring gives the completion
     rows = list(iter_jsonl(root / "runs/rl/rollouts.jsonl"))
