@@ -40,9 +40,11 @@ NOT_RUN = {
     r"^dvc (queue|exp (show|diff|apply|branch|push|pull))\b": "needs experiments that ran",
     r"^dvc (metrics|plots)\b": "needs the metrics and curves of a trained run",
     r"^dvc (push|pull|remote)\b": "needs a remote (tests/test_experiments.py makes a local one)",
+    r"^dvc get\b": "downloads from a git repository's URL and its remote",
     r"^tunixrt verify\b": "clones and reruns the pipeline (--data-only: under a minute; all: about "
     "13 minutes); tests/test_verify.py runs it",
-    r"^tunixrt run (train|rl|evaluate)\b": "trains or decodes with a trained model: composed",
+    r"^tunixrt run (train|rl|evaluate|publish)\b": "trains, decodes with or publishes a trained "
+    "model: composed",
     r"^tunixrt report\b": "renders runs/ of a trained pipeline; tests/test_report*.py run it",
 }
 # Files the docs' examples name as the user's own, made here from the tunix-rt fixtures.

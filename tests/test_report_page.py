@@ -1,5 +1,10 @@
 """The HTML report's pieces on edge cases the pipeline can produce."""
 
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
 from tunixrt.report.charts import histogram_chart, line_chart
 from tunixrt.report.page import _dataset, _lengths
 
@@ -53,13 +58,11 @@ def test_the_token_length_histogram_shows_the_cut() -> None:
     assert "no data" in histogram_chart([0, 0], bin_width=10, title="t", x_label="x")
 
 
-def test_the_page_and_the_summary_carry_the_lengths(tmp_path) -> None:
-    """The whole page, from the outs a run leaves (the keys the report reads)."""
+def write_run(root: Path) -> None:
+    """The outs of a finished run that the report reads (the keys it reads), runs/publish/
+    left out."""
     import orjson
     import yaml
-
-    from tunixrt.report.markdown import render_report
-    from tunixrt.report.page import render_page
 
     stats = {"steps": {"min": 1, "avg": 2.0, "max": 3}, "chars": {"min": 9, "avg": 10.0, "max": 12}}
     ds = {"dataset_key": "dev-v1", "counts": {"total": 3, "train": 1, "val": 1, "test": 1},
@@ -79,10 +82,18 @@ def test_the_page_and_the_summary_carry_the_lengths(tmp_path) -> None:
     em = {"before": result, "after": result, "delta": 0.0}
     for rel, doc in (("data/dataset/manifest.json", ds), ("runs/train/metrics.json", tm),
                      ("runs/eval/metrics.json", em)):  # fmt: skip
-        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
-        (tmp_path / rel).write_bytes(orjson.dumps(doc))
-    (tmp_path / "data/export").mkdir(parents=True)
-    (tmp_path / "data/export/run_manifest.yaml").write_text(yaml.safe_dump(rm))
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(orjson.dumps(doc))
+    (root / "data/export").mkdir(parents=True)
+    (root / "data/export/run_manifest.yaml").write_text(yaml.safe_dump(rm))
+
+
+def test_the_page_and_the_summary_carry_the_lengths(tmp_path) -> None:
+    """The whole page, from the outs a run leaves (the keys the report reads)."""
+    from tunixrt.report.markdown import render_report
+    from tunixrt.report.page import render_page
+
+    write_run(tmp_path)
     page = render_page(tmp_path)
     assert "<h2>Sequence lengths</h2>" in page and 'class="marker"' in page
     assert page.index("Sequence lengths") < page.index("Lineage")
@@ -90,3 +101,76 @@ def test_the_page_and_the_summary_carry_the_lengths(tmp_path) -> None:
         "- sequence lengths: 311 of 383 training examples (81.2%) longer than max_seq_length 168 "
         "(median 186, p95 261, longest 264 tokens)"
     ) in render_report(tmp_path)
+
+
+def publish_folder(root: Path, policy: str, weights: str, dtype: str, shard: str = "5GB") -> None:
+    """runs/publish/ as the publish stage writes it: its own front matter and weights writer."""
+    import ml_dtypes
+    import numpy as np
+
+    from tunixrt.publish.card import Published, _front_matter
+    from tunixrt.publish.safetensors_files import write_weights
+
+    folder = root / "runs/publish"
+    folder.mkdir(parents=True)
+    kind = np.float32 if dtype == "float32" else ml_dtypes.bfloat16
+    tensors = {f"model.layers.{i}.mlp.up_proj.weight": np.ones((64, 64), kind) for i in range(2)}
+    stem = "adapter_model" if weights == "adapters" else "model"
+    files = write_weights(folder, tensors, shard, stem=stem)
+    files.append("adapter_config.json" if weights == "adapters" else "config.json")
+    (folder / files[-1]).write_text("{}")
+    published = Published(policy, weights, dtype, sorted(files), tokenizer=True)
+    manifest = SimpleNamespace(model=SimpleNamespace(model_id="google/gemma-3-1b-it"))
+    front = _front_matter(manifest, published, "gemma", hub_id=True)  # type: ignore[arg-type]
+    (folder / "README.md").write_text(front + "\n# google/gemma-3-1b-it, fine-tuned\n")
+
+
+@pytest.mark.parametrize(
+    ("policy", "weights", "dtype", "shard"),
+    [
+        ("sft", "full", "float32", "5GB"),
+        ("grpo", "merged", "bfloat16", "10KB"),  # in shards: model-0000N-of-0000M + index
+        ("sft", "adapters", "float32", "5GB"),
+    ],
+)
+def test_the_report_says_what_publish_wrote(tmp_path, policy, weights, dtype, shard) -> None:
+    """The published model's part of both reports, read back from runs/publish/ (the card's
+    front matter as the publish stage writes it, the weights' own header, the files)."""
+    from tunixrt.report.markdown import load_published, render_report
+    from tunixrt.report.page import render_page
+
+    write_run(tmp_path)
+    publish_folder(tmp_path, policy, weights, dtype, shard)
+    pub = load_published(tmp_path)
+    assert pub is not None
+    assert (pub["policy"], pub["weights"], pub["dtype"]) == (policy, weights, dtype)
+    assert pub["license"] == "gemma" and pub["base_model"] == "google/gemma-3-1b-it"
+    names = [name for name, _ in pub["files"]]
+    assert names == sorted(p.name for p in (tmp_path / "runs/publish").iterdir())
+    if shard == "10KB":
+        assert "model-00001-of-00002.safetensors" in names
+        assert "model.safetensors.index.json" in names
+
+    md = render_report(tmp_path)
+    assert (
+        f"- published: the {policy} policy, {weights} weights ({dtype}) in `runs/publish/` ("
+    ) in md
+    assert "model card [runs/publish/README.md](publish/README.md)" in md
+    page = render_page(tmp_path)
+    part = page[page.index("<h2>Published model</h2>") :]
+    assert f"The <b>{policy}</b> policy" in part and f"<b>{weights}</b> weights" in part
+    assert '<a href="publish/README.md">runs/publish/README.md</a>' in part
+    assert all(f"<code>{name}</code>" in part for name in names)
+    if weights == "adapters":
+        assert "to load on the base model <code>google/gemma-3-1b-it</code>" in part
+
+
+def test_the_report_says_when_nothing_was_published(tmp_path) -> None:
+    """A pipeline from before the publish stage (no runs/publish/) still gets its report."""
+    from tunixrt.report.markdown import load_published, render_report
+    from tunixrt.report.page import render_page
+
+    write_run(tmp_path)
+    assert load_published(tmp_path) is None
+    assert "- published: nothing; `runs/publish/` is absent" in render_report(tmp_path)
+    assert "<p>Nothing published: <code>runs/publish/</code> is absent" in render_page(tmp_path)

@@ -179,10 +179,21 @@ GROUP_READERS = {
     "train": "manifest",
     "runtime": "manifest",
     "eval": "manifest (checks it), evaluate",
-    "rl": "manifest (checks it), rl; evaluate (`enabled`, `lora`)",
+    "rl": "manifest (checks it), rl; evaluate and publish (`enabled`, `lora`)",
+    "publish": "publish",
     "experiment": "presets over any group (none by default)",
 }
-GROUP_ORDER = ("source", "dataset", "format", "model", "train", "runtime", "eval", "rl")
+GROUP_ORDER = (
+    "source",
+    "dataset",
+    "format",
+    "model",
+    "train",
+    "runtime",
+    "eval",
+    "rl",
+    "publish",
+)
 
 
 def config_groups() -> str:

@@ -171,6 +171,7 @@ STAGES: dict[str, StageSpec] = {
                 f"{TRAIN_DIR}/live",
                 EVAL_METRICS.as_posix(),
                 PREDICTIONS.as_posix(),
+                PUBLISH_DIR.as_posix(),  # the published model's section (its card and files)
             ),
             outs=(
                 {SUMMARY.as_posix(): _NOT_CACHED},

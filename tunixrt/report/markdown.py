@@ -3,6 +3,8 @@ report stage, which writes it and runs/report.html."""
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +12,24 @@ import yaml
 
 from tunixrt.errors import DataError
 from tunixrt.jsonio import DOC_MAX_BYTES, read_bytes, read_json
-from tunixrt.paths import DATASET_MANIFEST, EVAL_METRICS, RUN_MANIFEST, TRAIN_METRICS
+from tunixrt.paths import (
+    DATASET_MANIFEST,
+    EVAL_METRICS,
+    PUBLISH_DIR,
+    RUN_MANIFEST,
+    TRAIN_METRICS,
+)
+
+MODEL_CARD = PUBLISH_DIR / "README.md"
+CARD_LINK = "publish/README.md"  # from runs/, where the report pages are written
+POLICIES = {"sft": "the SFT model (train stage)", "grpo": "the GRPO model (rl stage)"}
+WEIGHTS = {
+    "full": "all weights, fully fine-tuned",
+    "merged": "LoRA adapters merged into the base weights",
+    "adapters": "PEFT LoRA adapters only, to load on the base model",
+}
+_SAFETENSORS_DTYPES = {"F32": "float32", "BF16": "bfloat16", "F16": "float16", "F64": "float64"}
+_FRONT_MATTER = re.compile(r"---\n(.*?)\n---\n", re.DOTALL)
 
 
 def _load(root: Path, path: Path) -> Any:
@@ -42,6 +61,62 @@ def load_outputs(root: Path) -> tuple[Any, Any, Any, Any]:
     )  # type: ignore[return-value]
 
 
+def _weights_dtype(path: Path) -> str:
+    """The dtype(s) of a safetensors file's tensors, from its header (8 bytes of length, then
+    JSON), without reading the weights."""
+    with open(path, "rb") as fh:
+        size = int.from_bytes(fh.read(8), "little")
+        if size > DOC_MAX_BYTES:
+            raise DataError(f"{path}: a safetensors header of {size} bytes; not a weights file?")
+        header = json.loads(fh.read(size))
+    names = sorted({v["dtype"] for k, v in header.items() if k != "__metadata__"})
+    return "/".join(_SAFETENSORS_DTYPES.get(n, n) for n in names) or "-"
+
+
+def load_published(root: Path) -> dict[str, Any] | None:
+    """What the publish stage wrote to runs/publish/, read back from the folder: the model
+    card's front matter (policy, weights kind, license, base model), the weights' dtype and the
+    files; None when there is no model card (a pipeline from before the publish stage)."""
+    card = root / MODEL_CARD
+    if not card.is_file():
+        return None
+    text = read_bytes(card, DOC_MAX_BYTES).decode("utf-8", errors="replace")
+    match = _FRONT_MATTER.match(text)
+    front = yaml.safe_load(match.group(1)) if match else None
+    front = front if isinstance(front, dict) else {}
+    tags = front.get("tags") or []
+    if front.get("library_name") == "peft":
+        weights = "adapters"
+    else:
+        weights = "merged" if "lora" in tags else "full"
+    folder = root / PUBLISH_DIR
+    files = sorted(p for p in folder.iterdir() if p.is_file())
+    tensors = [p for p in files if p.suffix == ".safetensors"]
+    return {
+        "folder": f"{PUBLISH_DIR.as_posix()}/",
+        "card": MODEL_CARD.as_posix(),
+        "policy": "grpo" if "grpo" in tags else "sft",
+        "weights": weights,
+        "dtype": _weights_dtype(tensors[0]) if tensors else "-",
+        "license": front.get("license"),
+        "base_model": front.get("base_model"),
+        "files": [(p.name, p.stat().st_size) for p in files],
+    }
+
+
+NOT_PUBLISHED = "a pipeline from before the publish stage, or the stage has not run"
+
+
+def _published_line(pub: dict[str, Any] | None) -> str:
+    if pub is None:
+        return f"- published: nothing; `{PUBLISH_DIR.as_posix()}/` is absent ({NOT_PUBLISHED})"
+    return (
+        f"- published: the {pub['policy']} policy, {pub['weights']} weights ({pub['dtype']}) in "
+        f"`{pub['folder']}` ({', '.join(name for name, _ in pub['files'])}); model card "
+        f"[{pub['card']}]({CARD_LINK})"
+    )
+
+
 def render_report(root: Path) -> str:
     ds, rm, tm, em = load_outputs(root)
     c = ds["counts"]
@@ -64,6 +139,7 @@ def render_report(root: Path) -> str:
             if "grpo" in em
             else ""
         ),
+        _published_line(load_published(root)),
         "",
         "Next:",
         "",

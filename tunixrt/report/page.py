@@ -2,8 +2,9 @@
 
 Dataset key and stats, the training examples' token lengths against max_seq_length, the lineage
 chain (params -> dataset hash -> export hashes -> checkpoint), the loss and learning-rate curves,
-exact match before/after by category and by eval set, sample predictions (wrong ones first) and,
-from `tunixrt report`, the experiments side by side.
+exact match before/after by category and by eval set, sample predictions (wrong ones first), the
+published model (runs/publish/, as the publish stage wrote it) and, from `tunixrt report`, the
+experiments side by side.
 """
 
 from __future__ import annotations
@@ -17,9 +18,16 @@ from typing import Any
 import orjson
 
 from tunixrt.jsonio import iter_lines
-from tunixrt.paths import PREDICTIONS, TRAIN_DIR
+from tunixrt.paths import PREDICTIONS, PUBLISH_DIR, TRAIN_DIR
 from tunixrt.report.charts import histogram_chart, line_chart
-from tunixrt.report.markdown import load_outputs
+from tunixrt.report.markdown import (
+    CARD_LINK,
+    NOT_PUBLISHED,
+    POLICIES,
+    WEIGHTS,
+    load_outputs,
+    load_published,
+)
 
 LIVE_TRAIN = TRAIN_DIR / "live" / "plots" / "metrics" / "train"
 SAMPLES_PER_SET = 10
@@ -212,6 +220,38 @@ def _samples(rows: Sequence[Mapping[str, Any]]) -> str:
     return _table(("", "set", "category", "expected", "parsed", "generated (after)"), body)
 
 
+def _size(n: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
+
+
+def _published(pub: Mapping[str, Any] | None) -> str:
+    """The folder the publish stage wrote: which policy, which weights, the files, the card."""
+    if pub is None:
+        return (
+            f"<p>Nothing published: <code>{PUBLISH_DIR.as_posix()}/</code> is absent "
+            f"({NOT_PUBLISHED}).</p>"
+        )
+    weights = WEIGHTS[pub["weights"]]
+    if pub["weights"] == "adapters" and pub["base_model"]:
+        weights += f" <code>{escape(str(pub['base_model']))}</code>"
+    license_ = (
+        f"license <code>{escape(str(pub['license']))}</code>"
+        if pub["license"]
+        else "no license given (<code>publish.license</code>)"
+    )
+    text = (
+        f"<p>The <b>{escape(pub['policy'])}</b> policy, {POLICIES[pub['policy']]}, in the "
+        f"Hugging Face layout in <code>{escape(pub['folder'])}</code>: "
+        f"<b>{escape(pub['weights'])}</b> weights ({weights}), {escape(pub['dtype'])}; "
+        f'{license_}. Model card: <a href="{CARD_LINK}">{escape(pub["card"])}</a>.</p>'
+    )
+    rows = [(f"<code>{escape(name)}</code>", _size(size)) for name, size in pub["files"]]
+    return text + _table(("file", "size"), rows)
+
+
 def _experiments(exps: Sequence[Mapping[str, Any]]) -> str:
     if not exps:
         return "<p>No experiments yet: <code>dvc exp run -S key=value</code>, then again.</p>"
@@ -250,6 +290,7 @@ def render_page(root: Path, experiments: Sequence[Mapping[str, Any]] | None = No
         ("Training", f'<div class="charts">{loss}{lr}</div>'),
         ("Evaluation", _evaluation(em)),
         ("Sample predictions (per eval set, wrong first)", _samples(_predictions(root))),
+        ("Published model", _published(load_published(root))),
     ]
     if experiments is not None:
         sections.append(("Experiments", _experiments(experiments)))
