@@ -131,6 +131,8 @@ def _gemma_rules(family: str, prefix: str) -> list[Rule]:
                 _to(p + "post_per_layer_input_norm.weight"),
             ),
             Rule(L + "skip_scale", _to(p + "layer_scalar")),
+            # k_eq_v_global: a global layer's one projection gives its keys and its values
+            Rule(L + "attn\\.k_einsum\\.w", _to(attn + "k_proj.weight", heads_in)),
         ]
     return rules
 
@@ -159,6 +161,15 @@ def _llama_rules(family: str) -> list[Rule]:
     return rules
 
 
+# Gemma 4's text model as its multimodal checkpoint (the download, Gemma4ForConditionalGeneration)
+# names it: the modules PEFT adapters address on that base. The full weights go unprefixed
+# (`hf_tensors`), the one naming both loaders read: transformers' text-only Gemma4ForCausalLM
+# reads `model.*` or unprefixed names (it adds its base_model_prefix), never
+# `model.language_model.*`; Tunix's gemma4 loader reads `model.language_model.*` or unprefixed
+# names, never `model.*`.
+GEMMA4_PREFIX = "model.language_model."
+
+
 def rules_for(family: str, config: Any) -> list[Rule]:
     if family in ("qwen2", "qwen3", "llama3"):
         return _llama_rules(family)
@@ -169,8 +180,7 @@ def rules_for(family: str, config: Any) -> list[Rule]:
             *rules,
             Rule(L + "pre_ffw_norm\\.scale", _to(p + "post_attention_layernorm.weight")),
         ]
-    prefix = "model.language_model." if family == "gemma4" else "model."
-    return _gemma_rules(family, prefix)
+    return _gemma_rules(family, GEMMA4_PREFIX if family == "gemma4" else "model.")
 
 
 def export_param(rules: list[Rule], path: str, value: np.ndarray) -> Arrays:
@@ -184,11 +194,13 @@ def export_param(rules: list[Rule], path: str, value: np.ndarray) -> Arrays:
 
 
 def hf_tensors(family: str, config: Any, params: Mapping[str, np.ndarray]) -> Arrays:
-    """Every parameter under its transformers name, contiguous, in the parameters' dtype."""
+    """Every parameter under its transformers name, contiguous, in the parameters' dtype (Gemma 4:
+    the text model's own names, see GEMMA4_PREFIX)."""
     rules = rules_for(family, config)
     out: Arrays = {}
     for path, value in params.items():
-        for name, tensor in export_param(rules, path, value).items():
+        for module_name, tensor in export_param(rules, path, value).items():
+            name = module_name.removeprefix(GEMMA4_PREFIX) if family == "gemma4" else module_name
             if name in out:
                 raise ConfigError(f"publish: two parameters map to {name!r}")
             out[name] = np.ascontiguousarray(tensor)
