@@ -24,6 +24,10 @@ def _rope(theta: float, factor: float = 1.0) -> dict[str, Any]:
     return {"rope_type": "linear", "factor": float(factor), "rope_theta": float(theta)}
 
 
+def _legacy_scaling(factor: float) -> dict[str, Any] | None:
+    return None if factor == 1.0 else {"rope_type": "linear", "factor": float(factor)}
+
+
 def _layer_type(attention: Any) -> str:
     return SLIDING if attention.name == "LOCAL_SLIDING" else FULL
 
@@ -62,6 +66,11 @@ def _gemma3(cfg: Any) -> dict[str, Any]:
             SLIDING: _rope(cfg.local_base_frequency, cfg.local_scale_factor),
             FULL: _rope(cfg.global_base_frequency, cfg.global_scale_factor),
         },
+        # the same for transformers 4 (and the vLLM releases built on it)
+        "rope_theta": float(cfg.global_base_frequency),
+        "rope_local_base_freq": float(cfg.local_base_frequency),
+        "rope_scaling": _legacy_scaling(cfg.global_scale_factor),
+        "sliding_window_pattern": len(gemma3.GEMMA3_ATTENTION_PATTERN),
         "attn_logit_softcapping": None,
         "final_logit_softcapping": None,
         "tie_word_embeddings": True,
@@ -77,6 +86,7 @@ def _gemma(cfg: Any) -> dict[str, Any]:
         "hidden_act": "gelu_pytorch_tanh",
         "rms_norm_eps": 1e-6,
         "rope_parameters": _rope(10_000),
+        "rope_theta": 10_000.0,  # transformers 4's key
         "tie_word_embeddings": True,
         "max_position_embeddings": 8192,
     }
@@ -96,6 +106,7 @@ def _gemma(cfg: Any) -> dict[str, Any]:
 
 def _llama_like(family: str, cfg: Any) -> dict[str, Any]:
     tied = bool(getattr(cfg, "use_tied_embedding", getattr(cfg, "weight_tying", False)))
+    theta = float(cfg.rope_theta if family == "qwen2" else TUNIX_ROPE_THETA)
     arch, model_type = {
         "qwen2": ("Qwen2ForCausalLM", "qwen2"),
         "qwen3": ("Qwen3ForCausalLM", "qwen3"),
@@ -107,7 +118,8 @@ def _llama_like(family: str, cfg: Any) -> dict[str, Any]:
         **_common(cfg, cfg.vocab_size),
         "hidden_act": "silu",
         "rms_norm_eps": float(cfg.norm_eps),
-        "rope_parameters": _rope(cfg.rope_theta if family == "qwen2" else TUNIX_ROPE_THETA),
+        "rope_parameters": _rope(theta),
+        "rope_theta": theta,  # transformers 4's key
         "tie_word_embeddings": tied,
         "max_position_embeddings": 131072 if family == "llama3" else 32768,
         "attention_bias": family == "qwen2",

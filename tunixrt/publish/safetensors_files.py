@@ -12,9 +12,10 @@ from tunixrt.jsonio import write_json
 
 
 def write_weights(
-    out: Path, tensors: dict[str, np.ndarray], max_shard_size: str, stem: str = "model"
+    out: Path, tensors: dict[str, np.ndarray], max_shard_size: str | None, stem: str = "model"
 ) -> list[str]:
-    """The files written, names sorted; tensors in name order within each file."""
+    """The files written, names sorted; tensors in name order within each file. None: one file,
+    whatever its size."""
     from huggingface_hub import split_state_dict_into_shards_factory
     from safetensors.numpy import save_file
 
@@ -22,7 +23,7 @@ def write_weights(
         dict(sorted(tensors.items())),
         get_storage_size=lambda t: int(t.nbytes),
         filename_pattern=stem + "{suffix}.safetensors",
-        max_shard_size=max_shard_size,
+        max_shard_size=max_shard_size or sum(int(t.nbytes) for t in tensors.values()) + 1,
     )
     for filename, names in split.filename_to_tensors.items():
         shard = {n: tensors[n] for n in sorted(names)}

@@ -138,7 +138,8 @@ def publish(manifest: RunManifest, cfg: PublishConfig, rl: RLConfig, root: Path)
         weights = "adapters"
         tensors, modules = adapter_tensors(rules, _cast(params, cfg.dtype), adapters)
         all_modules = {n.removesuffix(".weight") for n in hf_tensors(family, mcfg, params)}
-        files = write_weights(tmp, tensors, cfg.max_shard_size, stem="adapter_model")
+        # one file, whatever its size: PEFT reads adapter_model.safetensors only
+        files = write_weights(tmp, tensors, None, stem="adapter_model")
         conf = adapter_config(lora, manifest.model.model_id, modules, all_modules)
         write_json(tmp / "adapter_config.json", conf)
         files.append("adapter_config.json")
