@@ -52,22 +52,29 @@ def _pct(x: float) -> str:
     return f"{100 * x:.2f}%"
 
 
+def eval_rows(metrics: Mapping[str, Any]) -> list[tuple[str, int, list[float]]]:
+    """(label, problems, exact match per evaluated model) for all held-out problems, each
+    category and each eval set, from runs/eval/metrics.json."""
+    cols = [key for key, _ in EVAL_COLUMNS if key in metrics]
+    first = metrics[cols[0]]
+    picks: list[tuple[str, Any]] = [("**all held-out**", lambda m: m)]
+    picks += [
+        (f"category `{c}`", lambda m, c=c: m["by_category"][c])
+        for c in first.get("by_category", {})
+    ]
+    picks += [(f"set `{n}`", lambda m, n=n: m["by_set"][n]) for n in first.get("by_set", {})]
+    return [
+        (label, get(first)["n"], [get(metrics[c])["exact_match"] for c in cols])
+        for label, get in picks
+    ]
+
+
 def eval_table(metrics: Mapping[str, Any]) -> list[str]:
     """Exact match by category and by eval set, one column per model the run evaluated."""
-    cols = [(key, name) for key, name in EVAL_COLUMNS if key in metrics]
-    head = "| | problems | " + " | ".join(name for _, name in cols) + " |"
-    lines = [head, "|---|---:|" + "---:|" * len(cols)]
-
-    def row(label: str, get: Any) -> None:
-        first = get(metrics[cols[0][0]])
-        cells = " | ".join(_pct(get(metrics[key])["exact_match"]) for key, _ in cols)
-        lines.append(f"| {label} | {first['n']} | {cells} |")
-
-    row("**all held-out**", lambda m: m)
-    for cat in metrics[cols[0][0]].get("by_category", {}):
-        row(f"category `{cat}`", lambda m, c=cat: m["by_category"][c])
-    for name in metrics[cols[0][0]].get("by_set", {}):
-        row(f"set `{name}`", lambda m, n=name: m["by_set"][n])
+    names = [name for key, name in EVAL_COLUMNS if key in metrics]
+    lines = ["| | problems | " + " | ".join(names) + " |", "|---|---:|" + "---:|" * len(names)]
+    for label, n, rates in eval_rows(metrics):
+        lines.append(f"| {label} | {n} | " + " | ".join(_pct(r) for r in rates) + " |")
     return lines
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from tunixrt.jsonio import read_json
 from tunixrt.manifest.schema import RunManifest
 from tunixrt.paths import PUBLISH_DIR
-from tunixrt.publish.card import EVAL_COLUMNS
+from tunixrt.publish.card import eval_rows
 from tunixrt.publish.config import PublishConfig
 from tunixrt.rl.config import RLConfig
 
@@ -88,28 +88,18 @@ def card_figures(card: str) -> dict[str, tuple[int, list[str]]]:
 
 def card_differences(card: str, eval_metrics: Mapping[str, Any]) -> list[str]:
     """Rows of the card's evaluation table that do not say what runs/eval/metrics.json says."""
-    cols = [key for key, _ in EVAL_COLUMNS if key in eval_metrics]
-    expected: dict[str, tuple[int, list[float]]] = {}
-
-    def add(label: str, get: Any) -> None:
-        first = get(eval_metrics[cols[0]])
-        expected[label] = (first["n"], [get(eval_metrics[c])["exact_match"] for c in cols])
-
-    add("**all held-out**", lambda m: m)
-    for cat in eval_metrics[cols[0]].get("by_category", {}):
-        add(f"category `{cat}`", lambda m, c=cat: m["by_category"][c])
-    for name in eval_metrics[cols[0]].get("by_set", {}):
-        add(f"set `{name}`", lambda m, n=name: m["by_set"][n])
     rows = card_figures(card)
-    out = [f"{label}: missing from the card" for label in expected if label not in rows]
-    for label, (n, rates) in expected.items():
-        if label in rows:
-            got_n, cells = rows[label]
-            got = [float(c.rstrip("%")) / 100 for c in cells]
-            if (
-                got_n != n
-                or len(got) != len(rates)
-                or any(abs(a - b) > HALF_A_CELL for a, b in zip(got, rates, strict=True))
-            ):
-                out.append(f"{label}: card {got_n} {cells}, metrics {n} {rates}")
+    out = []
+    for label, n, rates in eval_rows(eval_metrics):
+        if label not in rows:
+            out.append(f"{label}: missing from the card")
+            continue
+        got_n, cells = rows[label]
+        got = [float(c.rstrip("%")) / 100 for c in cells]
+        if (
+            got_n != n
+            or len(got) != len(rates)
+            or any(abs(a - b) > HALF_A_CELL for a, b in zip(got, rates, strict=True))
+        ):
+            out.append(f"{label}: card {got_n} {cells}, metrics {n} {rates}")
     return out
