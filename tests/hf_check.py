@@ -38,20 +38,25 @@ class TunixSide:
     forbidden: list[int]  # rows past the tokenizer's vocabulary: never picked
 
 
+def _forward(model: Any, tokens: Any, positions: Any, mask: Any) -> Any:
+    from flax import nnx
+
+    @nnx.jit
+    def forward(model: Any, tokens: Any, positions: Any, mask: Any) -> Any:
+        return model(tokens, positions, None, mask)[0]
+
+    return forward(model, tokens, positions, mask)
+
+
 def tunix_side(model: Any, tokenizer: Any, prompts: list[str]) -> TunixSide:
-    """tunixrt's model (LoRA as trained, not merged): a full forward for each prompt's logits,
-    and Tunix's sampler (what evaluate decodes with) for the greedy tokens."""
+    """tunixrt's model (LoRA as trained, not merged): Tunix's sampler (what evaluate decodes
+    with) for the greedy tokens, then one forward over each prompt and its tokens for the
+    prompt's next-token logits and each greedy step's margin (rows padded on the right: a causal
+    model's logits at a position never see what follows it)."""
     import jax.numpy as jnp
     from tunix.generate import sampler as sampler_lib
 
-    def forward(seq: list[int]) -> np.ndarray:
-        n = len(seq)
-        mask = jnp.tril(jnp.ones((1, n, n), dtype=jnp.bool_))
-        out, _ = model(jnp.asarray([seq]), jnp.arange(n)[None], None, mask)
-        return np.asarray(out[0], dtype=np.float32)
-
     ids = [[tokenizer.bos_id(), *tokenizer.encode(p)] for p in prompts]
-    logits = [forward(seq)[-1] for seq in ids]
     cfg = model.config
     vocab = int(getattr(cfg, "num_embed", None) or cfg.vocab_size)
     forbidden = list(range(tokenizer.vocab_size, vocab))
@@ -66,22 +71,25 @@ def tunix_side(model: Any, tokenizer: Any, prompts: list[str]) -> TunixSide:
             head_dim=cfg.head_dim,
         ),
     )
-    greedy, margins = [], []
-    for prompt, seq in zip(prompts, ids, strict=True):  # one at a time: no padding
-        result = sampler(
-            [prompt],
-            max_generation_steps=NEW_TOKENS,
-            max_prompt_length=longest,
-            eos_tokens=[],
-            forbidden_tokens=forbidden or None,
-            temperature=0.0,
-        )
-        tokens = [int(t) for t in np.asarray(result.tokens[0])[:NEW_TOKENS]]
-        greedy.append(tokens)
-        # the margin of each greedy step: the model's logits on the prompt and the tokens so far
-        steps = forward(seq + tokens)[
-            len(seq) - 1 : len(seq) - 1 + NEW_TOKENS, : tokenizer.vocab_size
-        ]
+    result = sampler(
+        prompts,
+        max_generation_steps=NEW_TOKENS,
+        max_prompt_length=longest,
+        eos_tokens=[],
+        forbidden_tokens=forbidden or None,
+        temperature=0.0,
+    )
+    greedy = [[int(t) for t in np.asarray(row)[:NEW_TOKENS]] for row in result.tokens]
+    seqs = [seq + tokens for seq, tokens in zip(ids, greedy, strict=True)]
+    width = max(len(s) for s in seqs)
+    batch = jnp.asarray([s + [tokenizer.pad_id()] * (width - len(s)) for s in seqs])
+    mask = jnp.tril(jnp.ones((len(seqs), width, width), dtype=jnp.bool_))
+    positions = jnp.broadcast_to(jnp.arange(width), batch.shape)
+    out = np.asarray(_forward(model, batch, positions, mask), dtype=np.float32)
+    logits, margins = [], []
+    for row, seq in zip(out, ids, strict=True):
+        logits.append(row[len(seq) - 1])
+        steps = row[len(seq) - 1 : len(seq) - 1 + NEW_TOKENS, : tokenizer.vocab_size]
         top2 = np.sort(steps, axis=-1)[:, -2:]
         margins.append([float(m) for m in top2[:, 1] - top2[:, 0]])
     return TunixSide(ids, logits, greedy, margins, forbidden)

@@ -74,10 +74,10 @@ def test_the_demo_model_publishes_in_the_hugging_face_layout(smoke_run: Path) ->
     import yaml
     from hf_check import check_published, tunix_side
 
-    from tunixrt.evaluate.generate import load_model
     from tunixrt.manifest.load import load_run_manifest
-    from tunixrt.publish.check import card_differences, weight_differences
+    from tunixrt.publish.check import card_differences, folder_differences
     from tunixrt.publish.config import PublishConfig
+    from tunixrt.publish.stage import policy_model
     from tunixrt.rl.config import RLConfig
 
     root, folder = smoke_run, smoke_run / "runs/publish"
@@ -101,9 +101,10 @@ def test_the_demo_model_publishes_in_the_hugging_face_layout(smoke_run: Path) ->
         assert f"| `{path}` |" in card and f"`{md5}`" in card, path
     params = yaml.safe_load((root / "params.yaml").read_text())
     manifest = load_run_manifest(root)
-    rl = RLConfig(**params["rl"])
-    assert weight_differences(manifest, PublishConfig(**params["publish"]), rl, root) == []
-    model, tokenizer, _ = load_model(manifest, root, trained=True)
+    cfg, rl = PublishConfig(**params["publish"]), RLConfig(**params["rl"])
+    model, tokenizer, mesh, policy, lora = policy_model(manifest, cfg, rl, root)
+    assert (policy, lora) == ("sft", None)
+    assert folder_differences(folder, manifest.model.family, model, lora, mesh) == []
     prompts = [json.loads(line)["prompt"] for line in (root / "data/export/test.jsonl").open()][:8]
     side = tunix_side(model, tokenizer, prompts)
     stats = check_published(folder, side, prompts, tokenizer=False)

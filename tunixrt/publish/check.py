@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from tunixrt.jsonio import read_json
-from tunixrt.manifest.schema import RunManifest
+from tunixrt.manifest.schema import LoraSection, RunManifest
 from tunixrt.paths import PUBLISH_DIR
 from tunixrt.publish.card import eval_rows
 from tunixrt.publish.config import PublishConfig
@@ -25,22 +25,29 @@ def weight_differences(
     """Parameters whose published value is not the policy's (merged LoRA, in the published
     dtype), read back through Tunix's safetensors loader; [] when every one is equal. A PEFT
     folder is compared with the adapters it was factored from."""
+    from tunixrt.publish.stage import policy_model
+
+    model, _, mesh, _, lora = policy_model(manifest, cfg, rl, root)
+    return folder_differences(root / PUBLISH_DIR, manifest.model.family, model, lora, mesh)
+
+
+def folder_differences(
+    folder: Path, family: str, model: Any, lora: LoraSection | None, mesh: Any
+) -> list[str]:
+    """`weight_differences` for a policy model already loaded (LoRA unmerged)."""
     import jax.numpy as jnp
 
     from tunixrt.publish.layouts import rules_for
-    from tunixrt.publish.stage import policy_model
     from tunixrt.publish.weights import adapter_tensors, merged, read_model
     from tunixrt.train.model import from_safetensors
 
-    folder = root / PUBLISH_DIR
-    model, _, mesh, _, lora = policy_model(manifest, cfg, rl, root)
     params, adapters = read_model(model)
     config = model.config
     if (folder / "adapter_config.json").is_file():
         from safetensors.numpy import load_file
 
         assert lora is not None
-        want, _ = adapter_tensors(rules_for(manifest.model.family, config), params, adapters)
+        want, _ = adapter_tensors(rules_for(family, config), params, adapters)
         got = {}
         for f in sorted(folder.glob("adapter_model*.safetensors")):
             got.update(load_file(str(f)))
@@ -49,14 +56,8 @@ def weight_differences(
         )
     want = merged(params, adapters, lora.alpha / lora.rank) if lora is not None else params
     dtype = read_json(folder / "config.json").get("dtype", "float32")
-    back = from_safetensors(
-        manifest.model.family,
-        folder,
-        config,
-        mesh,
-        jnp.float32 if dtype == "float32" else jnp.bfloat16,
-    )
-    got, _ = read_model(back)
+    target = jnp.float32 if dtype == "float32" else jnp.bfloat16
+    got, _ = read_model(from_safetensors(family, folder, config, mesh, target))
     return _differences(
         got, {k: np.asarray(v).astype(got[k].dtype) for k, v in want.items() if k in got}, set(want)
     )
