@@ -174,3 +174,19 @@ def test_the_report_says_when_nothing_was_published(tmp_path) -> None:
     assert load_published(tmp_path) is None
     assert "- published: nothing; `runs/publish/` is absent" in render_report(tmp_path)
     assert "<p>Nothing published: <code>runs/publish/</code> is absent" in render_page(tmp_path)
+
+
+def test_a_report_written_elsewhere_links_the_model_card_from_there(tmp_path, monkeypatch) -> None:
+    """`tunixrt report -o` writes the page anywhere: the card's link is taken from there."""
+    from tunixrt.cli import main
+
+    write_run(tmp_path)
+    publish_folder(tmp_path, "sft", "full", "float32")
+    (tmp_path / "dvc.yaml").write_text("stages: {}\n")
+    (tmp_path / "conf").mkdir()
+    monkeypatch.chdir(tmp_path)
+    main(["report", "--no-experiments", "-o", "share/pages/run.html"])
+    page = (tmp_path / "share/pages/run.html").read_text()
+    assert '<a href="../../runs/publish/README.md">runs/publish/README.md</a>' in page
+    main(["report", "--no-experiments"])  # runs/experiments.html: beside publish/
+    assert '<a href="publish/README.md">' in (tmp_path / "runs/experiments.html").read_text()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -112,13 +113,16 @@ def _cmd_init(args: argparse.Namespace) -> None:
 def _cmd_report(args: argparse.Namespace) -> None:
     from tunixrt.paths import EXPERIMENTS_HTML
     from tunixrt.report.experiments import experiments
+    from tunixrt.report.markdown import MODEL_CARD
     from tunixrt.report.page import render_page
 
     root = pipeline_root()
     out = Path(args.output) if args.output else root / EXPERIMENTS_HTML
     exps = None if args.no_experiments else experiments(root)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_page(root, exps), encoding="utf-8")
+    card = root.resolve() / MODEL_CARD  # linked from wherever the page goes
+    href = Path(os.path.relpath(card, out.parent.resolve())).as_posix()
+    out.write_text(render_page(root, exps, card_href=href), encoding="utf-8")
     print(f"wrote {out}", file=sys.stderr)
 
 

@@ -227,7 +227,7 @@ def _size(n: int) -> str:
     return f"{n} B"
 
 
-def _published(pub: Mapping[str, Any] | None) -> str:
+def _published(pub: Mapping[str, Any] | None, card_href: str) -> str:
     """The folder the publish stage wrote: which policy, which weights, the files, the card."""
     if pub is None:
         return (
@@ -246,7 +246,7 @@ def _published(pub: Mapping[str, Any] | None) -> str:
         f"<p>The <b>{escape(pub['policy'])}</b> policy, {POLICIES[pub['policy']]}, in the "
         f"Hugging Face layout in <code>{escape(pub['folder'])}</code>: "
         f"<b>{escape(pub['weights'])}</b> weights ({weights}), {escape(pub['dtype'])}; "
-        f'{license_}. Model card: <a href="{CARD_LINK}">{escape(pub["card"])}</a>.</p>'
+        f'{license_}. Model card: <a href="{escape(card_href)}">{escape(pub["card"])}</a>.</p>'
     )
     rows = [(f"<code>{escape(name)}</code>", _size(size)) for name, size in pub["files"]]
     return text + _table(("file", "size"), rows)
@@ -270,7 +270,14 @@ def _experiments(exps: Sequence[Mapping[str, Any]]) -> str:
     return _table(head, rows)
 
 
-def render_page(root: Path, experiments: Sequence[Mapping[str, Any]] | None = None) -> str:
+def render_page(
+    root: Path,
+    experiments: Sequence[Mapping[str, Any]] | None = None,
+    *,
+    card_href: str = CARD_LINK,
+) -> str:
+    """The report page; `card_href`: the model card's address from where the page is written
+    (runs/, by default)."""
     ds, rm, tm, em = load_outputs(root)
     loss = line_chart(
         {"train": _series(root / LIVE_TRAIN / "loss.tsv", "loss")},
@@ -290,7 +297,7 @@ def render_page(root: Path, experiments: Sequence[Mapping[str, Any]] | None = No
         ("Training", f'<div class="charts">{loss}{lr}</div>'),
         ("Evaluation", _evaluation(em)),
         ("Sample predictions (per eval set, wrong first)", _samples(_predictions(root))),
-        ("Published model", _published(load_published(root))),
+        ("Published model", _published(load_published(root), card_href)),
     ]
     if experiments is not None:
         sections.append(("Experiments", _experiments(experiments)))
