@@ -32,10 +32,10 @@ def _layer_type(attention: Any) -> str:
     return SLIDING if attention.name == "LOCAL_SLIDING" else FULL
 
 
-def _common(cfg: Any, vocab: int, embed: str = "embed_dim") -> dict[str, Any]:
+def _common(cfg: Any, vocab: int) -> dict[str, Any]:
     return {
         "vocab_size": int(vocab),
-        "hidden_size": int(getattr(cfg, embed)),
+        "hidden_size": int(cfg.embed_dim),
         "intermediate_size": int(cfg.hidden_dim),
         "num_hidden_layers": int(cfg.num_layers),
         "num_attention_heads": int(cfg.num_heads),

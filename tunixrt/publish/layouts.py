@@ -64,7 +64,7 @@ L = r"layers\.(\d+)\."  # tunixrt's layer prefix; \1 in the names below
 HF = r"model.layers.\1."
 
 
-def _gemma_rules(family: str, prefix: str) -> list[Rule]:
+def _gemma_rules(family: str, prefix: str, gemma1: bool = False) -> list[Rule]:
     """Gemma 1, 2, 3 and 4 (the text model): embedding tied to the output, (1 + w) norms (Gemma
     4: w), q/kv einsums, gate/up/down projections."""
     p = prefix + "layers.\\1."
@@ -91,9 +91,9 @@ def _gemma_rules(family: str, prefix: str) -> list[Rule]:
         Rule(L + "pre_attention_norm\\.scale", _to(p + "input_layernorm.weight")),
         Rule(L + "post_ffw_norm\\.scale", _to(p + "post_feedforward_layernorm.weight")),
     ]
-    if family == "gemma":
-        # Gemma 1 has one norm before the MLP, which transformers calls post_attention_layernorm;
-        # Gemma 2 has four, as Gemma 3 does (Tunix: post_attn_norm)
+    if gemma1:  # one norm before the MLP, which transformers calls post_attention_layernorm
+        rules.append(Rule(L + "pre_ffw_norm\\.scale", _to(p + "post_attention_layernorm.weight")))
+    elif family == "gemma":  # Gemma 2: four norms, as Gemma 3 has (Tunix: post_attn_norm)
         rules += [
             Rule(L + "post_attn_norm\\.scale", _to(p + "post_attention_layernorm.weight")),
             Rule(L + "pre_ffw_norm\\.scale", _to(p + "pre_feedforward_layernorm.weight")),
@@ -173,14 +173,8 @@ GEMMA4_PREFIX = "model.language_model."
 def rules_for(family: str, config: Any) -> list[Rule]:
     if family in ("qwen2", "qwen3", "llama3"):
         return _llama_rules(family)
-    if family == "gemma" and not config.use_post_attn_norm:  # Gemma 1
-        p = "model.layers.\\1."
-        rules = [r for r in _gemma_rules("gemma", "model.") if "pre_ffw_norm" not in r.pattern]
-        return [
-            *rules,
-            Rule(L + "pre_ffw_norm\\.scale", _to(p + "post_attention_layernorm.weight")),
-        ]
-    return _gemma_rules(family, GEMMA4_PREFIX if family == "gemma4" else "model.")
+    gemma1 = family == "gemma" and not config.use_post_attn_norm
+    return _gemma_rules(family, GEMMA4_PREFIX if family == "gemma4" else "model.", gemma1)
 
 
 def export_param(rules: list[Rule], path: str, value: np.ndarray) -> Arrays:
@@ -191,6 +185,17 @@ def export_param(rules: list[Rule], path: str, value: np.ndarray) -> Arrays:
         f"publish: the model parameter {path!r} {value.shape} has no Hugging Face name in "
         "tunixrt/publish/layouts.py; nothing is written rather than a model missing a tensor"
     )
+
+
+def hf_names(rules: list[Rule], shapes: Mapping[str, tuple[int, ...]]) -> list[str]:
+    """The transformers names the parameters of these shapes take, reading no weight: the rules
+    run on zero-stride views, which their transposes and reshapes never copy."""
+    blank = np.zeros((), np.float32)
+    return [
+        name
+        for path, shape in shapes.items()
+        for name in export_param(rules, path, np.broadcast_to(blank, shape))
+    ]
 
 
 def hf_tensors(family: str, config: Any, params: Mapping[str, np.ndarray]) -> Arrays:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import shutil
 import sys
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -67,12 +68,13 @@ def _dtype_name(params: Mapping[str, np.ndarray]) -> str:
 def adapter_config(lora: LoraSection, base: str, modules: list[str], all_modules: set[str]) -> dict:
     """PEFT's adapter_config.json: target modules by their last name where every module of
     that name has an adapter (as PEFT writes it), else by full name."""
-    leaves = {m.rsplit(".", 1)[-1] for m in modules}
-    by_leaf = all(
-        sum(1 for x in all_modules if x.rsplit(".", 1)[-1] == leaf)
-        == sum(1 for x in modules if x.rsplit(".", 1)[-1] == leaf)
-        for leaf in leaves
-    )
+
+    def leaves(names: Iterable[str]) -> Counter[str]:
+        return Counter(n.rsplit(".", 1)[-1] for n in names)
+
+    adapted = leaves(modules)
+    every = leaves(all_modules)
+    by_leaf = all(every[leaf] == n for leaf, n in adapted.items())
     return {
         "peft_type": "LORA",
         "task_type": "CAUSAL_LM",
@@ -81,7 +83,7 @@ def adapter_config(lora: LoraSection, base: str, modules: list[str], all_modules
         "lora_alpha": lora.alpha,
         "lora_dropout": 0.0,
         "bias": "none",
-        "target_modules": sorted(leaves) if by_leaf else sorted(modules),
+        "target_modules": sorted(adapted) if by_leaf else sorted(modules),
         "fan_in_fan_out": False,
         "inference_mode": True,
         "use_rslora": False,
@@ -91,14 +93,10 @@ def adapter_config(lora: LoraSection, base: str, modules: list[str], all_modules
 
 def _lock(root: Path) -> dict[str, Any] | None:
     """dvc.lock as it stands: under `dvc repro`, it holds the upstream stages of this run."""
-    path = root / "dvc.lock"
-    return yaml_load(path) if path.is_file() else None
-
-
-def yaml_load(path: Path) -> Any:
     import yaml
 
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
+    path = root / "dvc.lock"
+    return yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
 def policy_model(
@@ -119,7 +117,7 @@ def publish(manifest: RunManifest, cfg: PublishConfig, rl: RLConfig, root: Path)
     from tunixrt.manifest.weights import checkpoint_dir
     from tunixrt.paths import confined
     from tunixrt.publish.hf_config import generation_config, hf_config
-    from tunixrt.publish.layouts import hf_tensors, rules_for
+    from tunixrt.publish.layouts import hf_names, hf_tensors, rules_for
     from tunixrt.publish.safetensors_files import write_weights
     from tunixrt.publish.tokenizer_files import write_tokenizer
     from tunixrt.publish.weights import adapter_tensors, merged, read_model
@@ -136,8 +134,10 @@ def publish(manifest: RunManifest, cfg: PublishConfig, rl: RLConfig, root: Path)
     rules = rules_for(family, mcfg)
     if lora is not None and cfg.lora == "adapters":
         weights = "adapters"
-        tensors, modules = adapter_tensors(rules, _cast(params, cfg.dtype), adapters)
-        all_modules = {n.removesuffix(".weight") for n in hf_tensors(family, mcfg, params)}
+        tensors, modules = adapter_tensors(rules, params, adapters)
+        tensors = _cast(tensors, cfg.dtype)
+        shapes = {k: v.shape for k, v in params.items()}
+        all_modules = {n.removesuffix(".weight") for n in hf_names(rules, shapes)}
         # one file, whatever its size: PEFT reads adapter_model.safetensors only
         files = write_weights(tmp, tensors, None, stem="adapter_model")
         conf = adapter_config(lora, manifest.model.model_id, modules, all_modules)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from tunixrt.chat_templates import CHAT_TEMPLATES, ChatTemplate
-from tunixrt.jsonio import read_json
+from tunixrt.jsonio import read_json, write_json
 
 # what a Hugging Face download holds beside the weights for its tokenizer
 TOKENIZER_FILES = (
@@ -93,8 +93,6 @@ def write_tokenizer(out: Path, tokenizer_path: Path, kind: str, template_name: s
     jinja = chat_template_jinja(template)
     config.update(special_tokens(kind, tokenizer_path, template))
     config["chat_template"] = jinja
-    import orjson
-
-    config_path.write_bytes(orjson.dumps(config, option=orjson.OPT_INDENT_2) + b"\n")
+    write_json(config_path, config)
     (out / CHAT_TEMPLATE_FILE).write_text(jinja, encoding="utf-8")
     return sorted({*written, "tokenizer_config.json", CHAT_TEMPLATE_FILE})

@@ -122,7 +122,8 @@ def adapter_tensors(
 ) -> tuple[Arrays, list[str]]:
     """PEFT's tensors: `<module>.lora_A.weight` [rank, in] and `<module>.lora_B.weight`
     [out, rank] for every transformers module an adapter touches (a fused weight, such as
-    Gemma's kv einsum, gives each of its modules the same A), and those module names."""
+    Gemma's kv einsum, gives each of its modules the same A), in the adapters' dtype, and those
+    module names."""
     out: Arrays = {}
     modules: list[str] = []
     for adapter in adapters:
@@ -138,7 +139,10 @@ def adapter_tensors(
                 b_cols.setdefault(name, []).append(w[:, 0])  # every column is B's row j
         for name in a_rows:
             module = name.removesuffix(".weight")
-            out[f"base_model.model.{module}.lora_A.weight"] = np.stack(a_rows[name])
-            out[f"base_model.model.{module}.lora_B.weight"] = np.stack(b_cols[name], axis=1)
+            dtype = adapter.a.dtype
+            out[f"base_model.model.{module}.lora_A.weight"] = np.stack(a_rows[name]).astype(dtype)
+            out[f"base_model.model.{module}.lora_B.weight"] = np.stack(b_cols[name], axis=1).astype(
+                dtype
+            )
             modules.append(module)
     return out, modules

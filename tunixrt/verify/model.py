@@ -149,15 +149,14 @@ def check_model_stages(
 def check_published(clone: Path, report: Any) -> None:
     """runs/publish/ as the clone's `dvc repro` wrote it: Tunix's loader reads the weights back
     to the trained policy's numbers, and the model card's figures are runs/eval/metrics.json's."""
-    import yaml
-
     from tunixrt.manifest.load import load_run_manifest
+    from tunixrt.params import load_params
     from tunixrt.paths import PUBLISH_DIR
     from tunixrt.publish.check import card_differences, weight_differences
     from tunixrt.publish.config import PublishConfig
     from tunixrt.rl.config import RLConfig
 
-    params = yaml.safe_load((clone / "params.yaml").read_text())
+    params = load_params(clone)
     cfg = PublishConfig(**params.get("publish", {}))
     rl = RLConfig(**params.get("rl", {}))
     bad = weight_differences(load_run_manifest(clone), cfg, rl, clone)
