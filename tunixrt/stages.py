@@ -109,7 +109,13 @@ STAGES: dict[str, StageSpec] = {
             "train",
             (),  # reads the run manifest only
             "tunixrt.train.stage:run",
-            deps=(RUN_MANIFEST.as_posix(), *(export_path(s).as_posix() for s in SPLITS)),
+            deps=(
+                RUN_MANIFEST.as_posix(),
+                *(export_path(s).as_posix() for s in SPLITS),
+                # the traces train.long_examples=truncate_reasoning renders again, shorter
+                dataset_path("train").as_posix(),
+                dataset_path("val").as_posix(),
+            ),
             outs=(
                 {f"{TRAIN_DIR}/{CHECKPOINTS}": {"persist": True}},
                 f"{TRAIN_DIR}/live",

@@ -20,6 +20,7 @@ from tunixrt.formats.spec import FormatName, FormatSpec, ReasoningStyleName
 from tunixrt.paths import TRAIN_DIR, WorkspacePath
 
 MANIFEST_VERSION = "1.0"
+LongExamplesPolicy = Literal["keep", "drop", "truncate_reasoning"]
 _GEMMA_LORA = ".*q_einsum|.*kv_einsum|.*attn_vec_einsum|.*gate_proj|.*up_proj|.*down_proj"
 _LLAMA_LORA = ".*q_proj|.*k_proj|.*v_proj|.*o_proj|.*gate_proj|.*up_proj|.*down_proj"
 LORA_MODULES = {  # each family's attention and MLP projections (Tunix's module names)
@@ -168,7 +169,17 @@ class TrainingSection(_Strict):
         le=1,
         description="the largest share of training examples that may be longer than "
         "max_seq_length (and lose the end of their completion); above it the manifest stage "
-        "stops, naming the numbers. 0: none may be; 1: never stop",
+        "stops, naming the numbers. 0: none may be; 1: never stop. Under long_examples drop it "
+        "bounds the share left out, under truncate_reasoning the share that does not fit even "
+        "with no reasoning steps",
+    )
+    long_examples: LongExamplesPolicy = Field(
+        "keep",
+        description="what becomes of a training (and validation) example longer than "
+        "max_seq_length. keep: its first max_seq_length tokens are trained on (the completion "
+        "loses its end); drop: it is not trained on; truncate_reasoning: its completion is "
+        "rendered again with the first k reasoning steps of its trace, k the most that fit, so "
+        "the prompt and the final answer stay whole (dropped when even no step fits)",
     )
     max_steps: int | None = Field(None, ge=1, description="overrides num_epochs when set")
     warmup_ratio: float = Field(0.05, ge=0, lt=1, description="fraction of steps of linear warm-up")
@@ -288,10 +299,16 @@ class LengthsSection(_Strict):
     max_seq_length: int = Field(ge=1, description="train.max_seq_length when measured")
     examples: int = Field(ge=0, description="training examples (records of the train split)")
     over: int = Field(
-        ge=0, description="examples longer than max_seq_length: truncated, or dropped"
+        ge=0,
+        description="examples longer than max_seq_length: truncated, shortened or dropped as "
+        "train.long_examples says",
     )
     dropped: int = Field(
-        0, ge=0, description="of those, examples whose prompt alone fills max_seq_length: dropped"
+        0,
+        ge=0,
+        description="of those, examples not trained on under train.long_examples: keep: the "
+        "prompt alone fills max_seq_length; drop: all of them; truncate_reasoning: not even the "
+        "prompt and the final answer with no reasoning step fit",
     )
     share: float = Field(ge=0, le=1, description="over / examples")
     median: int = Field(ge=0, description="median length, tokens")

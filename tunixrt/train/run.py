@@ -16,7 +16,7 @@ from typing import Any
 from tunixrt.errors import ConfigError, DataError
 from tunixrt.manifest.load import split_file, verify_inputs
 from tunixrt.manifest.schema import RunManifest
-from tunixrt.paths import CHECKPOINTS, confined
+from tunixrt.paths import CHECKPOINTS, confined, dataset_path
 from tunixrt.train import runtime
 from tunixrt.train.checkpoints import (
     prune_checkpoints,
@@ -33,6 +33,36 @@ def _split_path(manifest: RunManifest, root: Path, split: str) -> Path:
     if split not in manifest.dataset.splits:
         raise DataError(f"run manifest: dataset.splits has no {split!r} split")
     return split_file(manifest, root, split)
+
+
+def _encode_split(
+    manifest: RunManifest, root: Path, split: str, tokenizer: Any, records: Any
+) -> Any:
+    """The examples of an export split under train.long_examples; under truncate_reasoning the
+    traces of the records that are too long come from the dataset split the export was made
+    from (data/dataset/<split>.jsonl), read only when there are such records."""
+    from tunixrt.train.examples import encode_records, read_traces
+
+    t = manifest.training
+    shown = dataset_path(split).as_posix()
+    return encode_records(
+        records,
+        tokenizer,
+        t.max_seq_length,
+        long_examples=t.long_examples,
+        spec=manifest.dataset.format_spec(),
+        traces=lambda ids: read_traces(root / shown, ids, shown),
+    )
+
+
+def _long_examples_line(split: str, counts: dict[str, Any]) -> str:
+    c = counts
+    return (
+        f"long examples ({split}, train.long_examples={c['policy']}): {c['over_length']} longer "
+        f"than train.max_seq_length: {c['kept_truncated']} kept truncated, "
+        f"{c['truncated_reasoning']} with reasoning steps cut ({c['steps_cut']} steps), "
+        f"{c['dropped']} dropped"
+    )
 
 
 def train(manifest: RunManifest, root: Path) -> dict[str, Any]:
@@ -53,7 +83,7 @@ def train(manifest: RunManifest, root: Path) -> dict[str, Any]:
 
     from tunixrt.train import rng
     from tunixrt.train.batches import BatchStream, plan_batches
-    from tunixrt.train.examples import encode_records, read_export
+    from tunixrt.train.examples import read_export
     from tunixrt.train.inputs import make_model_input_fn
     from tunixrt.train.lengths import check_lengths, length_stats
     from tunixrt.train.metrics import (
@@ -94,18 +124,22 @@ def train(manifest: RunManifest, root: Path) -> dict[str, Any]:
         unit="rec",
         disable=None,
     )
-    split = encode_records(records, tokenizer, t.max_seq_length)
+    split = _encode_split(manifest, root, "train", tokenizer, records)
     tokenize_seconds = time.perf_counter() - t_tokenize
     # the manifest stage's check, again (its only run when the manifest stage could not load
-    # the tokenizer): before the model is built
+    # the tokenizer; under truncate_reasoning exact, from the traces): before the model is built
     lengths = length_stats(
         split.lengths,
         max_len=t.max_seq_length,
         dropped=split.dropped,
         tokenizer=manifest.model.tokenizer.kind,
     )
-    if (line := check_lengths(lengths, t.max_truncated_share)) is not None:
+    line = check_lengths(lengths, t.max_truncated_share, t.long_examples, split.floor)
+    if line is not None:
         _log(line)
+    long_examples = split.long_examples()
+    if split.over_length:
+        _log(_long_examples_line("train", long_examples))
     if not split.examples:
         raise DataError(f"no training example fits train.max_seq_length={t.max_seq_length}")
     accum = t.gradient_accumulation_steps
@@ -135,7 +169,10 @@ def train(manifest: RunManifest, root: Path) -> dict[str, Any]:
     )
     eval_stream = None
     if t.eval_every_steps:
-        eval_stream = _eval_stream(manifest, root, tokenizer, stream)
+        eval_stream, val_long = _eval_stream(manifest, root, tokenizer, stream)
+        long_examples["val"] = val_long
+        if val_long["over_length"]:
+            _log(_long_examples_line("val", val_long))
 
     fingerprint = run_fingerprint(manifest)
     ckpt_dir = (out_dir / CHECKPOINTS).resolve()
@@ -261,6 +298,7 @@ def train(manifest: RunManifest, root: Path) -> dict[str, Any]:
         examples=len(split.examples),
         truncated=split.truncated,
         dropped=split.dropped,
+        long_examples=long_examples,
         epochs=sum(len(row) for b in plan.batches for row in b) / len(split.examples),
         params=n_params,
         trainable_params=n_trainable,
@@ -309,23 +347,25 @@ def _param_counts(model: Any) -> tuple[int, int]:
     return total, trainable
 
 
-def _eval_stream(manifest: RunManifest, root: Path, tokenizer: Any, train: Any) -> list[Any]:
+def _eval_stream(
+    manifest: RunManifest, root: Path, tokenizer: Any, train: Any
+) -> tuple[list[Any], dict[str, Any]]:
     """The val split in file order, in batches of train.batch_size (the last one padded with
-    empty rows, which carry no loss)."""
+    empty rows, which carry no loss), under train.long_examples as the train split; and what
+    that did to its long examples."""
     from tunixrt.train.batches import BatchPlan, BatchStream
-    from tunixrt.train.examples import encode_records, read_export
+    from tunixrt.train.examples import read_export
 
     t = manifest.training
-    val = encode_records(
-        read_export(_split_path(manifest, root, "val")), tokenizer, t.max_seq_length
-    )
+    records = read_export(_split_path(manifest, root, "val"))
+    val = _encode_split(manifest, root, "val", tokenizer, records)
     if not val.examples:
         raise DataError("train.eval_every_steps is set but the val split has no usable example")
     rows = [[i] for i in range(len(val.examples))]
     rows += [[] for _ in range(-len(rows) % t.batch_size)]
     batches = [rows[i : i + t.batch_size] for i in range(0, len(rows), t.batch_size)]
     plan = BatchPlan(batches=batches, epochs=1, micro_batches_per_epoch=[len(batches)])
-    return list(
+    stream = list(
         BatchStream(
             plan,
             val.examples,
@@ -335,3 +375,4 @@ def _eval_stream(manifest: RunManifest, root: Path, tokenizer: Any, train: Any) 
             process_count=train.process_count,
         )
     )
+    return stream, val.long_examples()
