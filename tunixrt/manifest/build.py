@@ -96,7 +96,7 @@ def build_run_manifest(params: Mapping[str, Any], root: Path) -> RunManifest:
             f"format.name: {spec.name!r} records carry no prompt/completion to train on; "
             "choose tunix_sft, messages, prompt_completion, tunixrt_legacy or grpo"
         )
-    lengths = check_sequence_lengths(model, training, root, root / export_path("train"))
+    lengths = check_sequence_lengths(model, training, root, root / export_path("train"), spec)
     return RunManifest(
         tunixrt_version=installed_version(),
         libraries=RunManifest.installed_libraries(),

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from tunixrt.errors import ConfigError
 from tunixrt.evaluate.config import EvalConfig
+from tunixrt.formats.spec import FormatSpec
 from tunixrt.manifest.schema import LengthsSection, ModelSection, RuntimeSection, TrainingSection
 from tunixrt.manifest.weights import checkpoint_dir, tokenizer_file
 from tunixrt.paths import confined
@@ -74,11 +75,17 @@ def _load_tokenizer(model: ModelSection, root: Path) -> tuple[Tokenizer | None, 
 
 
 def check_sequence_lengths(
-    model: ModelSection, training: TrainingSection, root: Path, train_split: Path
+    model: ModelSection,
+    training: TrainingSection,
+    root: Path,
+    train_split: Path,
+    spec: FormatSpec | None = None,
 ) -> LengthsSection | None:
     """The training examples' token lengths against train.max_seq_length; a ConfigError when
-    more than train.max_truncated_share are longer. None, said on stderr, when the tokenizer
-    cannot be loaded here: the train stage then checks before it builds the model."""
+    more than train.max_truncated_share are longer (train.long_examples keep) or would be
+    dropped (drop, truncate_reasoning; `spec`, the export's format, is needed for the latter).
+    None, said on stderr, when the tokenizer cannot be loaded here: the train stage then checks
+    before it builds the model."""
     tokenizer, why = _load_tokenizer(model, root)
     if tokenizer is None:
         print(
@@ -87,9 +94,14 @@ def check_sequence_lengths(
             file=sys.stderr,
         )
         return None
-    max_len = training.max_seq_length
-    lengths, dropped = length_table(read_export(train_split), tokenizer, max_len)
-    stats = length_stats(lengths, max_len=max_len, dropped=dropped, tokenizer=model.tokenizer.kind)
-    if (line := check_lengths(stats, training.max_truncated_share)) is not None:
+    max_len, policy = training.max_seq_length, training.long_examples
+    table = length_table(
+        read_export(train_split), tokenizer, max_len, long_examples=policy, spec=spec
+    )
+    stats = length_stats(
+        table.lengths, max_len=max_len, dropped=table.dropped, tokenizer=model.tokenizer.kind
+    )
+    line = check_lengths(stats, training.max_truncated_share, policy, table.floor)
+    if line is not None:
         print(f"manifest: {line}", file=sys.stderr)
     return stats

@@ -121,10 +121,27 @@ def _lengths(rm: Mapping[str, Any]) -> str:
     )
     if s["over"]:
         bound = t.get("max_truncated_share")
-        dropped = f", {s['dropped']} dropped (the prompt alone fills it)" if s["dropped"] else ""
+        policy = t.get("long_examples", "keep")
+        if policy == "drop":
+            fate = " and were left out (<code>train.long_examples</code> drop)"
+        elif policy == "truncate_reasoning":
+            dropped = (
+                f", {s['dropped']} dropped (not even the final answer without reasoning fits)"
+                if s["dropped"]
+                else ""
+            )
+            fate = (
+                f": {s['over'] - s['dropped']} were trained on with their last reasoning steps "
+                f"cut (<code>train.long_examples</code> truncate_reasoning){dropped}"
+            )
+        else:
+            dropped = (
+                f", {s['dropped']} dropped (the prompt alone fills it)" if s["dropped"] else ""
+            )
+            fate = f" and were truncated{dropped}"
         text = (
             f"<p>{s['over']} of {n} training examples (<b>{_pct(s['share'])}</b>) are longer "
-            f"than <code>train.max_seq_length</code> {msl} tokens and were truncated{dropped}; "
+            f"than <code>train.max_seq_length</code> {msl} tokens{fate}; "
             f"median {s['median']}, p95 {s['p95']}, longest {s['max']} tokens, {counted}. "
             f"The bound <code>train.max_truncated_share</code> is {bound}.</p>"
         )
