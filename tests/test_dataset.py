@@ -85,7 +85,7 @@ def test_no_prompt_in_two_splits_even_without_dedup(tmp_path: Path) -> None:
     traces = [trace(i, f"Question {i % 50}") for i in range(100)]
     traces += [trace(100 + i, f"  question   {i}  ") for i in range(50)]
     write_traces(tmp_path, traces)
-    m = build_dataset(cfg(dedup_prompts=False), tmp_path)
+    m = build_dataset(cfg(dedup_prompts=False, near_duplicates={"enabled": False}), tmp_path)
     assert m["counts"]["total"] == 150
     seen: dict[str, str] = {}
     for s in SPLITS:
@@ -93,7 +93,7 @@ def test_no_prompt_in_two_splits_even_without_dedup(tmp_path: Path) -> None:
             key = " ".join(t["prompt"].split()).casefold()
             assert seen.setdefault(key, s) == s
     m = build_dataset(cfg(), tmp_path)
-    assert m["counts"]["total"] == 50 and m["selection"]["near_duplicates"] == 100
+    assert m["counts"]["total"] == 50 and m["selection"]["duplicate_prompts"] == 100
 
 
 def test_filters(tmp_path: Path) -> None:
@@ -172,7 +172,7 @@ def test_worker_processes_write_the_same_bytes(tmp_path: Path, monkeypatch) -> N
     monkeypatch.setattr(stage, "PARALLEL_MIN_BYTES", 0)
     monkeypatch.setattr(stage, "workers_available", lambda: 2)
     parallel = build_dataset(conf, tmp_path / "b")
-    assert parallel == serial and serial["selection"]["near_duplicates"] > 0
+    assert parallel == serial and serial["selection"]["duplicate_prompts"] > 0
     assert serial["selection"]["in_test_by_source"] > 0 and serial["selection"]["limited"] > 0
     for out in (MANIFEST, *(split_path(s) for s in SPLITS)):
         assert (tmp_path / "b" / out).read_bytes() == (tmp_path / "a" / out).read_bytes()

@@ -23,6 +23,7 @@ INGEST_REPORT = TRACES_DIR / "report.json"
 
 DATASET_DIR = Path("data/dataset")
 DATASET_MANIFEST = DATASET_DIR / "manifest.json"
+REMOVED = DATASET_DIR / "removed.jsonl"  # near-duplicates and contaminated records, with why
 
 EXPORT_DIR = Path("data/export")
 RUN_MANIFEST = EXPORT_DIR / "run_manifest.yaml"

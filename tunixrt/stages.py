@@ -18,6 +18,7 @@ from typing import Any
 from tunixrt.errors import ConfigError, TunixrtError
 from tunixrt.paths import (
     CHECKPOINTS,
+    DATASET_DIR,
     DATASET_MANIFEST,
     EVAL_METRICS,
     INGEST_REPORT,
@@ -25,6 +26,7 @@ from tunixrt.paths import (
     PREDICTIONS,
     PUBLISH_DIR,
     REJECTS,
+    REMOVED,
     REPORT,
     REPORT_HTML,
     RL_DIR,
@@ -73,10 +75,15 @@ STAGES: dict[str, StageSpec] = {
         ),
         StageSpec(
             "dataset",
-            ("dataset",),
+            ("dataset", "eval.sets"),  # the eval sets: decontamination
             "tunixrt.dataset.stage:run",
-            deps=(TRACES.as_posix(),),
-            outs=(*(dataset_path(s).as_posix() for s in SPLITS), DATASET_MANIFEST.as_posix()),
+            deps=(TRACES.as_posix(), "inputs"),  # eval sets (eval.sets) live with the traces
+            outs=(
+                *(dataset_path(s).as_posix() for s in SPLITS),
+                DATASET_MANIFEST.as_posix(),
+                REMOVED.as_posix(),
+            ),
+            scratch=(f"{DATASET_DIR}/.dataset-near-dups-*",),
         ),
         StageSpec(
             "export",

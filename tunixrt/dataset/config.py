@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -39,6 +39,21 @@ class SplitFractions(_Strict):
         return self
 
 
+class NearDuplicates(_Strict):
+    """MinHash over word shingles of prompt + reasoning (docs/datasets.md)."""
+
+    enabled: bool = Field(True, description="drop near-duplicate texts, one kept per cluster")
+    threshold: float = Field(
+        0.7, gt=0, le=1, description="estimated Jaccard similarity of shingles that makes a pair"
+    )
+    shingle_words: int = Field(3, ge=1, le=32, description="words per shingle")
+    num_perm: int = Field(64, ge=8, le=512, description="MinHash permutations")
+
+
+class MixSource(_Strict):
+    weight: float = Field(ge=0, description="share of the training split (over the sum)")
+
+
 class DatasetConfig(_Strict):
     name: str = Field(
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", description="the dataset's name (its key)"
@@ -51,12 +66,30 @@ class DatasetConfig(_Strict):
     dedup_prompts: bool = Field(
         True, description="drop traces whose prompt equals an earlier one up to case and spacing"
     )
+    near_duplicates: NearDuplicates = Field(
+        default_factory=NearDuplicates, description="near-duplicate texts (MinHash)"
+    )
     limit: int | None = Field(None, ge=1, description="keep a seeded sample of this many")
     split: SplitFractions = Field(
         default_factory=SplitFractions, description="val/test fractions (by prompt hash)"
     )
     test_sources: list[str] = Field(
         default_factory=list, description="globs of sources sent whole to test (eval sets)"
+    )
+
+    decontaminate: Literal["drop", "report", "off"] = Field(
+        "drop",
+        description="training records sharing an n-gram with an eval set or the test split: "
+        "drop them, only report them, or do not check",
+    )
+    decontaminate_ngram: int = Field(13, ge=1, le=64, description="n, in words")
+    mix: dict[str, MixSource] = Field(
+        default_factory=dict,
+        description="a weight per mixture source (source.sources); empty: no mixture",
+    )
+    mix_policy: Literal["shrink", "repeat"] = Field(
+        "shrink",
+        description="a source short of its share: shrink the others, or repeat its records",
     )
 
     @property

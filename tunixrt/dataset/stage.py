@@ -1,34 +1,62 @@
 """The dataset stage: data/traces/traces.jsonl -> data/dataset/{train,val,test}.jsonl + manifest.
 
-Every decision is a pure function of the trace and the params, so a trace lands in the same split
-whatever else is in the set: a trace's split comes from a hash of the seed and its normalized
-prompt (case and whitespace folded), so traces that share a prompt always share a split.
+Every decision is a pure function of the traces and the params, so a run is byte-identical to the
+last. In order: filters; prompt duplicates (case and whitespace folded; test-source prompts win);
+near-duplicate texts (MinHash, one kept per cluster: the first, in trace-id order); the seeded
+`limit`; the split, from a hash of the seed and the folded prompt (so traces that share a prompt
+share a split and no problem is in two splits); decontamination of the training split against the
+eval sets and the test split; the mixture's shares of the training split. Records removed by the
+near-duplicate and decontamination steps go to data/dataset/removed.jsonl with the reason.
+
+Memory is flat in the traces: a few numbers per trace in numpy arrays, MinHash signatures and
+band keys spilled to disk, and the eval n-grams (test split and eval sets) as sorted hashes.
 """
 
 from __future__ import annotations
 
 import hashlib
-import heapq
 import sys
+from array import array
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from fnmatch import fnmatchcase
 from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import numpy as np
 import orjson
 
+from tunixrt.dataset import mixture
 from tunixrt.dataset.config import DatasetConfig, Filters, SplitFractions
+from tunixrt.dataset.decontaminate import (
+    PROMPT_HEAD,
+    TEST_SPLIT,
+    EvalIndex,
+    eval_set_prompts,
+    item_grams,
+)
 from tunixrt.dataset.keys import prompt_key, unit_hash
+from tunixrt.dataset.near_dups import (
+    NearDuplicateFinder,
+    band_keys,
+    choose_bands,
+    number_guard,
+    permutations,
+    record_text,
+    signature,
+)
 from tunixrt.errors import DataError
-from tunixrt.jsonio import HashingWriter, atomic_writer, iter_lines, write_json
+from tunixrt.jsonio import HashingWriter, atomic_writer, dumps_line, iter_lines, write_json
 from tunixrt.parallel import ordered_map_pairs, workers_available
+from tunixrt.paths import DATASET_DIR, REMOVED, SPLITS, TRACES
 from tunixrt.paths import DATASET_MANIFEST as MANIFEST
-from tunixrt.paths import SPLITS, TRACES
 from tunixrt.paths import dataset_path as split_path
 from tunixrt.validation import validate_config
+
+_SPLIT_CODE = {"train": 0, "val": 1, "test": 2}
+NO_MIX = ""  # the mixture name of a trace that has none
 
 
 def _chars(t: dict[str, Any]) -> int:
@@ -65,28 +93,56 @@ class Facts(NamedTuple):
     chars: int
     category: str
     split: str  # by the key's hash (a test source's prompt goes to test whatever this says)
+    mix: str  # the mixture source it came from, or NO_MIX
+    signature: np.ndarray | None  # MinHash, when near-duplicates are looked for
+    bands: np.ndarray | None
+    test_grams: tuple[np.ndarray, int] | None  # item_grams of the prompt, when it may be in test
+    prompt_head: str | None
 
 
-def trace_facts(
-    line: bytes,
-    *,
-    filters: Filters,
-    test_sources: tuple[str, ...],
-    seed: int,
-    split: SplitFractions,
-) -> Facts:
+class _Scan(NamedTuple):
+    filters: Filters
+    test_sources: tuple[str, ...]
+    seed: int
+    split: SplitFractions
+    near: tuple[int, int, int] | None  # shingle words, bands, rows
+    grams_n: int | None  # decontamination's n
+
+
+_PERMS: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+
+def trace_facts(line: bytes, scan: _Scan) -> Facts:
     t = orjson.loads(line)
     source = t.get("source") or ""
     key = prompt_key(t["prompt"], t.get("system"))
+    filtered = filter_reason(t, scan.filters)
+    test_source = any(fnmatchcase(source, g) for g in scan.test_sources)
+    split = hashed_split(key, scan.seed, scan.split)
+    sig = bands = grams = None
+    if filtered is None and scan.near is not None:
+        words_n, b, r = scan.near
+        perms = _PERMS.get(b * r) or _PERMS.setdefault(b * r, permutations(b * r))
+        text = record_text(t["prompt"], [s["content"] for s in t["steps"]])
+        sig = signature(text, words_n, *perms)
+        bands = band_keys(sig, number_guard(t["prompt"], t["final_answer"]), b, r)
+    may_be_test = test_source or split == "test"
+    if filtered is None and scan.grams_n is not None and may_be_test:
+        grams = item_grams(t["prompt"], scan.grams_n)
     return Facts(
         t["id"],
-        filter_reason(t, filters),
-        any(fnmatchcase(source, g) for g in test_sources),
+        filtered,
+        test_source,
         key,
         len(t["steps"]),
         _chars(t),
         str((t.get("meta") or {}).get("category", "(none)")),
-        hashed_split(key, seed, split),
+        split,
+        str(t.get("mix") or NO_MIX),
+        sig,
+        bands,
+        grams,
+        t["prompt"][:PROMPT_HEAD] if grams is not None else None,
     )
 
 
@@ -99,72 +155,257 @@ def hashed_split(key: bytes, seed: int, split: SplitFractions) -> str:
 
 PARALLEL_MIN_BYTES = 8 << 20  # smaller files are read in this process: no pool to start
 
+_INDEX: EvalIndex | None = None  # set before a pool forks, so workers share it
 
-class _Selection:
-    """Filters, test-source routing, near-duplicate removal and the seeded limit."""
 
-    def __init__(self, cfg: DatasetConfig, root: Path):
-        self.cfg, self.root = cfg, root
+def _train_matches(line: bytes) -> list[tuple[int, str]]:
+    assert _INDEX is not None
+    t = orjson.loads(line)
+    return _INDEX.matches(_train_text(t))
+
+
+def _train_text(t: dict[str, Any]) -> str:
+    return "\n".join([t["prompt"], *(s["content"] for s in t["steps"]), t["final_answer"]])
+
+
+class _Table:
+    """One row of numbers per trace, in trace order."""
+
+    def __init__(self) -> None:
+        self.keys = bytearray()
+        self.filtered: list[str | None] = []
+        self.test_source = array("b")
+        self.split = array("b")
+        self.steps = array("l")
+        self.chars = array("l")
+        self.category = array("l")
+        self.mix = array("l")
+        self.ids = bytearray()
+        self.id_ends = array("q")
+        self.categories: dict[str, int] = {}
+        self.mixes: dict[str, int] = {}
+
+    def add(self, f: Facts) -> None:
+        self.keys += f.key
+        self.filtered.append(f.filtered)
+        self.test_source.append(f.test_source)
+        self.split.append(_SPLIT_CODE[f.split])
+        self.steps.append(f.steps)
+        self.chars.append(f.chars)
+        self.category.append(self.categories.setdefault(f.category, len(self.categories)))
+        self.mix.append(self.mixes.setdefault(f.mix, len(self.mixes)))
+        self.ids += f.id.encode()
+        self.id_ends.append(len(self.ids))
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def id_of(self, seq: int) -> str:
+        start = self.id_ends[seq - 1] if seq else 0
+        return self.ids[start : self.id_ends[seq]].decode()
+
+
+class Selection:
+    """Reads the traces, decides every trace's fate, then writes the splits."""
+
+    def __init__(self, cfg: DatasetConfig, root: Path, eval_sets: Sequence[str]):
+        self.cfg, self.root, self.eval_sets = cfg, root, list(eval_sets)
         path = root / TRACES
         if not path.is_file():
             raise DataError(f"{TRACES}: not found; run the ingest stage first")
         big = path.stat().st_size >= PARALLEL_MIN_BYTES
         self._workers = workers_available() if big else 1
-        self.test_keys: set[bytes] = set()
         self.counts: Counter[str] = Counter()
-        if cfg.test_sources:  # a pass to find them only when some source is sent to test
-            for _, f in self._read():
-                if f.filtered is None and f.test_source:
-                    self.test_keys.add(f.key)
-        self.keep_ids: set[str] | None = None
-        if cfg.limit is not None:
-            heap: list[tuple[float, str]] = []  # the `limit` smallest hashes, as a max-heap
-            for _, f in self._candidates(count=False):
-                item = (-unit_hash(cfg.seed, "limit", f.id), f.id)
-                if len(heap) < cfg.limit:
-                    heapq.heappush(heap, item)
-                elif item > heap[0]:
-                    heapq.heapreplace(heap, item)
-            self.keep_ids = {i for _, i in heap}
+        self.table = _Table()
+        self.index: EvalIndex | None = None
+        self.contaminated_by_set: Counter[str] = Counter()
+        self.mixture: dict[str, Any] | None = None
 
-    def _read(self) -> Iterator[tuple[bytes, Facts]]:
-        facts = partial(
-            trace_facts,
-            filters=self.cfg.filters,
-            test_sources=tuple(self.cfg.test_sources),
-            seed=self.cfg.seed,
-            split=self.cfg.split,
+    def _lines(self, wanted: np.ndarray | None = None) -> Iterator[bytes]:
+        seq = 0
+        for _, line in iter_lines(self.root / TRACES):
+            if line:
+                if wanted is None or wanted[seq]:
+                    yield line
+                seq += 1
+
+    def run(self) -> None:
+        cfg = self.cfg
+        near = cfg.near_duplicates
+        bands = choose_bands(near.threshold, near.num_perm) if near.enabled else None
+        grams_n = cfg.decontaminate_ngram if cfg.decontaminate != "off" else None
+        scan = _Scan(
+            cfg.filters,
+            tuple(cfg.test_sources),
+            cfg.seed,
+            cfg.split,
+            (near.shingle_words, *bands) if bands else None,
+            grams_n,
         )
-        lines = (line for _, line in iter_lines(self.root / TRACES) if line)
-        task = f"dataset: reading {TRACES}"
-        return ordered_map_pairs(facts, lines, workers=self._workers, task=task)
+        (self.root / DATASET_DIR).mkdir(parents=True, exist_ok=True)
+        finder = (
+            NearDuplicateFinder(self.root / DATASET_DIR, bands[0] * bands[1], *bands)
+            if bands
+            else None
+        )
+        test_items: list[tuple[int, str, np.ndarray, int]] = []  # seq, prompt, grams, short
+        try:
+            facts = partial(trace_facts, scan=scan)
+            task = f"dataset: reading {TRACES}"
+            pairs = ordered_map_pairs(facts, self._lines(), workers=self._workers, task=task)
+            for seq, (_, f) in enumerate(pairs):
+                self.table.add(f)
+                if f.signature is not None and finder is not None:
+                    finder.add(seq, f.signature, f.bands)
+                if f.test_grams is not None:
+                    test_items.append((seq, f.prompt_head or "", *f.test_grams))
+            self._select(finder, near.threshold)
+        finally:
+            if finder is not None:
+                finder.close()
+        if grams_n is not None:
+            self._decontaminate(grams_n, test_items)
+        else:
+            self.contaminated = np.full(len(self.table), -1, np.int64)
+        del test_items
+        self._mix()
 
-    def _candidates(self, count: bool) -> Iterator[tuple[bytes, Facts]]:
-        seen: set[bytes] = set()
-        for line, f in self._read():
-            if count:
-                self.counts["read"] += 1
-            if f.filtered is not None:
-                if count:
-                    self.counts[f"filtered.{f.filtered}"] += 1
-                continue
-            if self.cfg.dedup_prompts:
-                if f.key in seen or (f.key in self.test_keys and not f.test_source):
-                    if count:
-                        self.counts["near_duplicates"] += 1
-                    continue
-                seen.add(f.key)
-            yield line, f
+    def _select(self, finder: NearDuplicateFinder | None, threshold: float) -> None:
+        t, cfg = self.table, self.cfg
+        n = len(t)
+        self.counts["read"] = n
+        filtered = np.fromiter((r is not None for r in t.filtered), bool, n)
+        for reason in t.filtered:
+            if reason is not None:
+                self.counts[f"filtered.{reason}"] += 1
+        test_source = np.frombuffer(t.test_source, np.int8).astype(bool)
+        keys = np.frombuffer(bytes(t.keys), np.dtype([("hi", ">u8"), ("lo", ">u8")]))
+        _, group = np.unique(keys, return_inverse=True)
+        del keys
+        group = group.ravel()
+        seqs = np.arange(n)
+        live = ~filtered
+        # a prompt some test source has goes to test; other traces with it are duplicates
+        test_group = np.zeros(group.max() + 1 if n else 0, bool)
+        test_group[group[live & test_source]] = True
+        self.in_test = test_group[group] & live
+        candidate = live.copy()
+        if cfg.dedup_prompts:
+            # the first trace of each prompt is kept; of a test source's prompt, its first
+            # trace from a test source
+            eligible = live & (~test_group[group] | test_source)
+            first = np.full(len(test_group), n, np.int64)
+            np.minimum.at(first, group[eligible], seqs[eligible])
+            dup = live & (seqs != first[group])
+            candidate &= ~dup
+            self.counts["duplicate_prompts"] = int(dup.sum())
+            del first, dup, eligible
+        else:
+            self.counts["duplicate_prompts"] = 0
+        del group
+        self.near_kept = np.full(n, -1, np.int64)
+        self.near_similarity: dict[int, float] = {}
+        if finder is not None:
+            drop, pairs = finder.clusters(candidate, threshold, test_source)
+            candidate &= ~drop
+            for dropped, kept, jac in pairs:
+                self.near_kept[dropped] = kept
+                self.near_similarity[dropped] = jac
+        self.counts["near_duplicate_texts"] = int((self.near_kept >= 0).sum())
+        if cfg.limit is not None and candidate.sum() > cfg.limit:
+            cand = np.flatnonzero(candidate)
+            u = np.fromiter(
+                (unit_hash(cfg.seed, "limit", t.id_of(int(i))) for i in cand), float, len(cand)
+            )
+            keep = cand[np.argsort(u, kind="stable")[: cfg.limit]]
+            self.counts["limited"] = int(len(cand) - len(keep))
+            candidate[:] = False
+            candidate[keep] = True
+        split = np.frombuffer(t.split, np.int8).copy()
+        split[self.in_test] = _SPLIT_CODE["test"]
+        self.split = split
+        self.selected = candidate
 
-    def selected(self) -> Iterator[tuple[bytes, Facts]]:
-        for line, f in self._candidates(count=True):
-            if self.keep_ids is not None and f.id not in self.keep_ids:
-                self.counts["limited"] += 1
-                continue
-            yield line, f
+    def _decontaminate(self, n: int, test_items: list[tuple[int, str, np.ndarray, int]]) -> None:
+        global _INDEX
+        index = EvalIndex(n)
+        for path in self.eval_sets:
+            for item_id, prompt in eval_set_prompts(path, self.root):
+                index.add(path, item_id, prompt)
+        is_test = self.selected & (self.split == _SPLIT_CODE["test"])
+        for seq, prompt, grams, short in test_items:
+            if is_test[seq]:
+                index.add_grams(TEST_SPLIT, self.table.id_of(seq), prompt, grams, short)
+        index.freeze()
+        self.index = index
+        self.contaminated = np.full(len(self.table), -1, np.int64)  # first matched item
+        train = self.selected & (self.split == _SPLIT_CODE["train"])
+        if not len(index) or not train.any():
+            return
+        _INDEX = index
+        try:
+            task = f"dataset: decontaminating the training split of {TRACES}"
+            found = ordered_map_pairs(
+                _train_matches, self._lines(train), workers=self._workers, task=task
+            )
+            for seq, (_, matches) in zip(np.flatnonzero(train).tolist(), found, strict=True):
+                if matches:
+                    self.contaminated[seq] = matches[0][0]
+                    for item, _ in matches:
+                        self.contaminated_by_set[index.items[item].set] += 1
+        finally:
+            _INDEX = None
+        if self.cfg.decontaminate == "drop":
+            self.selected &= self.contaminated < 0
 
-    def split_of(self, f: Facts) -> str:
-        return "test" if f.key in self.test_keys else f.split
+    def _mix(self) -> None:
+        t, cfg = self.table, self.cfg
+        self.copies = self.selected.astype(np.int64)
+        if not cfg.mix:
+            return
+        names = {code: name for name, code in t.mixes.items()}
+        mix = np.array(t.mix, np.int64)
+        present = {names[int(c)] for c in np.unique(mix[self.selected])}
+        unknown = sorted(present - set(cfg.mix) - {NO_MIX})
+        if NO_MIX in present:
+            raise DataError(
+                "dataset.mix: some traces come from no mixture source (source.sources); "
+                "a mixture needs `source.kind: mixture`"
+            )
+        if unknown:
+            raise DataError(
+                f"dataset.mix: no weight for source(s) {', '.join(unknown)}; give each "
+                "source.sources entry a weight (0 leaves it out)"
+            )
+        train = self.selected & (self.split == _SPLIT_CODE["train"])
+        available = {name: 0 for name in cfg.mix}
+        for code, count in zip(*np.unique(mix[train], return_counts=True), strict=True):
+            available[names[int(code)]] = int(count)
+        weights = {name: m.weight for name, m in cfg.mix.items()}
+        want = mixture.targets(available, weights, cfg.mix_policy)
+        keys = np.frombuffer(bytes(t.keys), np.uint8).reshape(-1, 16)
+        total = sum(want.values())
+        sources = {}
+        for name, target in want.items():
+            code = t.mixes.get(name)
+            members = np.flatnonzero(train & (mix == code)) if code is not None else np.empty(0)
+            u = np.fromiter(
+                (unit_hash(cfg.seed, "mix", keys[i].tobytes()) for i in members),
+                float,
+                len(members),
+            )
+            ranks = np.empty(len(members), np.int64)
+            ranks[np.argsort(u, kind="stable")] = np.arange(len(members))
+            self.copies[members] = mixture.copies(ranks, target)
+            sources[name] = {
+                "weight": weights[name],
+                "share": round(target / total, 6) if total else 0.0,
+                "available": available[name],
+                "train": target,
+                "repeated": max(0, target - available[name]),
+                "left_out": max(0, available[name] - target),
+            }
+        self.mixture = {"policy": cfg.mix_policy, "sources": sources}
 
 
 class _Stats:
@@ -174,15 +415,15 @@ class _Stats:
         self.chars: list[int] = [sys.maxsize, 0, 0]
         self.by_category: Counter[str] = Counter()
 
-    def add(self, f: Facts) -> None:
+    def add(self, steps: int, chars: int, category: str) -> None:
         self.n += 1
-        for acc, v in ((self.steps, f.steps), (self.chars, f.chars)):
+        for acc, v in ((self.steps, steps), (self.chars, chars)):
             if v < acc[0]:
                 acc[0] = v
             if v > acc[2]:
                 acc[2] = v
             acc[1] += v
-        self.by_category[f.category] += 1
+        self.by_category[category] += 1
 
     def as_dict(self) -> dict[str, Any]:
         def mma(acc: list[int]) -> dict[str, Any]:
@@ -203,58 +444,121 @@ def content_sha256(file_hashes: Mapping[str, str]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def build_dataset(cfg: DatasetConfig, root: Path) -> dict[str, Any]:
-    for out in (*(split_path(s) for s in SPLITS), MANIFEST):
+def _removed_row(sel: Selection, seq: int, line: bytes) -> dict[str, Any] | None:
+    t = sel.table
+    if sel.near_kept[seq] >= 0:
+        return {
+            "reason": "near_duplicate",
+            "kept": t.id_of(int(sel.near_kept[seq])),
+            "similarity": sel.near_similarity[seq],
+            "trace": orjson.loads(line),
+        }
+    if sel.contaminated[seq] >= 0 and sel.index is not None:
+        trace = orjson.loads(line)
+        matched = [
+            {
+                "eval_set": (item := sel.index.items[i]).set,
+                "eval_id": item.id,
+                "eval_prompt": item.prompt,
+                "shared_words": shared,
+            }
+            for i, shared in sel.index.matches(_train_text(trace))
+        ]
+        action = "dropped" if sel.cfg.decontaminate == "drop" else "reported"
+        return {"reason": "contaminated", "action": action, "matches": matched, "trace": trace}
+    return None
+
+
+def build_dataset(cfg: DatasetConfig, root: Path, eval_sets: Sequence[str] = ()) -> dict[str, Any]:
+    for out in (*(split_path(s) for s in SPLITS), MANIFEST, REMOVED):
         (root / out).unlink(missing_ok=True)
-    sel = _Selection(cfg, root)
+    sel = Selection(cfg, root, eval_sets)
+    sel.run()
+    t = sel.table
+    names = {code: name for name, code in t.categories.items()}
+    mix_names = {code: name for name, code in t.mixes.items()}
     stats = {s: _Stats() for s in SPLITS}
     ids: dict[str, list[str]] = {s: [] for s in SPLITS}
-    forced = 0
+    by_source = {name: hashlib.sha256() for name in (sel.mixture or {}).get("sources", {})}
+    code_split = {v: k for k, v in _SPLIT_CODE.items()}
+    forced = int((sel.selected & sel.in_test).sum())
+    removed_rows = 0
     with ExitStack() as stack:
         files = {
             s: HashingWriter(stack.enter_context(atomic_writer(root / split_path(s))))
             for s in SPLITS
         }
-        for line, f in sel.selected():
-            # a prompt's split is a function of its key, so no prompt is in two splits
-            split = sel.split_of(f)
-            forced += f.key in sel.test_keys
-            files[split].write(line + b"\n")
-            stats[split].add(f)
-            ids[split].append(f.id)
+        removed = stack.enter_context(atomic_writer(root / REMOVED))
+        for seq, line in enumerate(sel._lines()):
+            row = _removed_row(sel, seq, line)
+            if row is not None:
+                removed.write(dumps_line(row))
+                removed_rows += 1
+            times = int(sel.copies[seq])
+            if not times:
+                continue
+            split = code_split[int(sel.split[seq])]
+            for _ in range(times):
+                files[split].write(line + b"\n")
+                stats[split].add(t.steps[seq], t.chars[seq], names[t.category[seq]])
+                ids[split].append(t.id_of(seq))
+            if (h := by_source.get(mix_names[t.mix[seq]])) is not None:
+                for _ in range(times):
+                    h.update(line + b"\n")
     hashes = {s: files[s].hexdigest() for s in SPLITS}
     counts = {s: stats[s].n for s in SPLITS}
     if sum(counts.values()) == 0:
         raise DataError(f"dataset: no trace left after selection ({dict(sel.counts)})")
-    manifest = {
+    selection: dict[str, Any] = {
+        "read": sel.counts["read"],
+        "filtered": {k.split(".", 1)[1]: v for k, v in sorted(sel.counts.items()) if "." in k},
+        "duplicate_prompts": sel.counts["duplicate_prompts"],
+        "near_duplicate_texts": sel.counts["near_duplicate_texts"],
+        "limited": sel.counts["limited"],
+        "in_test_by_source": forced,
+        "decontamination": {
+            "action": cfg.decontaminate,
+            "ngram": cfg.decontaminate_ngram,
+            "eval_items": len(sel.index) if sel.index is not None else 0,
+            "matched": int((sel.contaminated >= 0).sum()),
+            "by_eval_set": dict(sorted(sel.contaminated_by_set.items())),
+        },
+        "removed_file": {"path": REMOVED.as_posix(), "records": removed_rows},
+    }
+    manifest: dict[str, Any] = {
         "dataset_key": cfg.key,
         "content_sha256": content_sha256(hashes),
         "counts": {**counts, "total": sum(counts.values())},
-        "selection": {
-            "read": sel.counts["read"],
-            "filtered": {k.split(".", 1)[1]: v for k, v in sorted(sel.counts.items()) if "." in k},
-            "near_duplicates": sel.counts["near_duplicates"],
-            "limited": sel.counts["limited"],
-            "in_test_by_source": forced,
-        },
-        "stats": {s: stats[s].as_dict() for s in SPLITS},
-        "files": {
-            s: {"path": split_path(s).as_posix(), "sha256": hashes[s], "records": counts[s]}
-            for s in SPLITS
-        },
-        "params": cfg.as_params(),
-        "trace_ids": ids,
+        "selection": selection,
     }
+    if sel.mixture is not None:
+        for name, h in by_source.items():
+            sel.mixture["sources"][name]["train_sha256"] = h.hexdigest()
+        manifest["mixture"] = sel.mixture
+    manifest.update(
+        {
+            "stats": {s: stats[s].as_dict() for s in SPLITS},
+            "files": {
+                s: {"path": split_path(s).as_posix(), "sha256": hashes[s], "records": counts[s]}
+                for s in SPLITS
+            },
+            "params": cfg.as_params(),
+            "trace_ids": ids,
+        }
+    )
     write_json(root / MANIFEST, manifest)
     return manifest
 
 
 def run(params: Mapping[str, Any], root: Path) -> None:
     cfg = validate_config(DatasetConfig, params.get("dataset"), "dataset")
-    m = build_dataset(cfg, root)
-    c = m["counts"]
+    eval_sets = list(((params.get("eval") or {}).get("sets")) or [])
+    m = build_dataset(cfg, root, eval_sets)
+    c, s = m["counts"], m["selection"]
+    d = s["decontamination"]
     print(
         f"dataset {m['dataset_key']}: train {c['train']}, val {c['val']}, test {c['test']} "
-        f"(read {m['selection']['read']}, near-duplicates {m['selection']['near_duplicates']})",
+        f"(read {s['read']}, duplicate prompts {s['duplicate_prompts']}, near-duplicate texts "
+        f"{s['near_duplicate_texts']}, contaminated {d['matched']} ({d['action']}))",
         file=sys.stderr,
     )

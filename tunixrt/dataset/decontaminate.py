@@ -1,0 +1,128 @@
+"""Decontamination: training records that share an n-gram of words with an eval item.
+
+The eval items are the prompts of every eval set (`eval.sets`) and of the test split. Texts are
+normalised as `tunixrt.dataset.text` says, and a training record's text is its prompt, its
+reasoning steps and its final answer. A training record matches an eval item when one run of `n`
+words (13 by default) of the item's prompt is also a run of the record's text; an item shorter
+than `n` words matches when its whole text is a run of the record's text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from tunixrt.dataset.text import text_hash, window_hashes, word_hashes, words
+from tunixrt.errors import DataError
+from tunixrt.ingest.adapters import adapt
+from tunixrt.jsonio import iter_lines
+from tunixrt.paths import confined
+from tunixrt.traces import RecordError, TraceLimits, build_trace
+
+TEST_SPLIT = "test split"
+PROMPT_HEAD = 200  # characters of an eval prompt kept for the removed-records file
+
+
+@dataclass(frozen=True)
+class EvalItem:
+    set: str  # an eval set's path, or TEST_SPLIT
+    id: str
+    prompt: str  # its first PROMPT_HEAD characters
+
+
+def item_grams(prompt: str, n: int) -> tuple[np.ndarray, int]:
+    """(the hashes that stand for an eval prompt, its length in words when under `n`, else 0)."""
+    h = word_hashes(words(prompt))
+    if len(h) == 0:
+        return np.empty(0, np.uint64), 0
+    if len(h) < n:
+        return np.array([text_hash(h)], np.uint64), len(h)
+    return np.unique(window_hashes(h, n)), 0
+
+
+class EvalIndex:
+    """The n-gram hashes of the eval items, sorted, each with the first item that has it."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self.items: list[EvalItem] = []
+        self.short_lengths: set[int] = set()
+        self._grams: list[np.ndarray] = []
+        self._owners: list[np.ndarray] = []
+        self.hashes = np.empty(0, np.uint64)
+        self.owners = np.empty(0, np.int32)
+
+    def add(self, set_name: str, item_id: str, prompt: str) -> None:
+        grams, short = item_grams(prompt, self.n)
+        self.add_grams(set_name, item_id, prompt, grams, short)
+
+    def add_grams(
+        self, set_name: str, item_id: str, prompt: str, grams: np.ndarray, short: int
+    ) -> None:
+        if not len(grams):
+            return
+        if short:
+            self.short_lengths.add(short)
+        self._grams.append(grams)
+        self._owners.append(np.full(len(grams), len(self.items), np.int32))
+        self.items.append(EvalItem(set_name, item_id, prompt[:PROMPT_HEAD]))
+
+    def freeze(self) -> None:
+        if not self._grams:
+            return
+        hashes = np.concatenate([self.hashes, *self._grams])
+        owners = np.concatenate([self.owners, *self._owners])
+        self._grams, self._owners = [], []
+        order = np.argsort(hashes, kind="stable")  # equal hashes: the first item first
+        hashes, owners = hashes[order], owners[order]
+        first = np.r_[True, hashes[1:] != hashes[:-1]]
+        self.hashes, self.owners = hashes[first], owners[first]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def matches(self, text: str) -> list[tuple[int, str]]:
+        """[(item, the words they share)], one per eval set the text matches (its first item
+        there, in the text's word order)."""
+        if not len(self.hashes):
+            return []
+        toks = words(text)
+        h = word_hashes(toks)
+        found: dict[str, tuple[int, int, int]] = {}  # set -> (word offset, length, item)
+        for m in (self.n, *sorted(self.short_lengths)):
+            grams = window_hashes(h, m)
+            if not len(grams):
+                continue
+            pos = np.searchsorted(self.hashes, grams)
+            pos[pos == len(self.hashes)] = 0
+            for offset in np.flatnonzero(self.hashes[pos] == grams).tolist():
+                item = int(self.owners[pos[offset]])
+                s = self.items[item].set
+                if s not in found or offset < found[s][0]:
+                    found[s] = (offset, m, item)
+        return [
+            (item, " ".join(toks[offset : offset + m]))
+            for offset, m, item in sorted(found.values())
+        ]
+
+
+def eval_set_prompts(path: str, root: Path) -> list[tuple[str, str]]:
+    """(id, prompt) of each item of an eval-item file, read as the evaluate stage reads it."""
+    full = confined(path, root, "eval.sets")
+    if not full.is_file():
+        raise DataError(f"eval.sets: {path}: no such file")
+    limits = TraceLimits()
+    out = []
+    for lineno, line in iter_lines(full, max_bytes=limits.record_max_bytes):
+        if not line.strip():
+            continue
+        try:
+            trace, _ = build_trace(adapt(orjson.loads(line)), limits, source=path)
+        except (RecordError, orjson.JSONDecodeError) as exc:
+            field = getattr(exc, "field", None) or "-"
+            raise DataError(f"{path}:{lineno}: {field}: {exc}") from None
+        out.append((trace.id or "", trace.prompt))
+    return out
