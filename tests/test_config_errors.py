@@ -229,7 +229,7 @@ def test_union_member_errors_are_one_line() -> None:
     assert len(lines) == 1, msg
     assert "dataset.filters.meta.category: expected a string, an integer" in lines[0]
     msg = error_of(set_at(params, "source", "synthetic"))
-    assert "source: expected a mapping whose kind is 'synthetic' or 'files'" in msg
+    assert "source: expected a mapping whose kind is 'synthetic', 'files' or 'mixture'" in msg
     msg = error_of(set_at(params, "source.kind", "ftp"))
     assert "source.kind: must be one of 'synthetic', 'files' (got 'ftp')" in msg
 

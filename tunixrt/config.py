@@ -17,21 +17,21 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tunixrt.dataset.config import DatasetConfig
 from tunixrt.evaluate.config import EvalConfig
 from tunixrt.export.config import FormatConfig
-from tunixrt.ingest.config import FilesSource, SyntheticSource
+from tunixrt.ingest.config import FilesSource, MixtureSource, SyntheticSource
 from tunixrt.manifest.schema import ModelSection, RuntimeSection, TrainingSection
 from tunixrt.publish.config import PublishConfig
 from tunixrt.rl.config import RLConfig
 from tunixrt.validation import invalid
 
-_SOURCE_KINDS = ("synthetic", "files")
+_SOURCE_KINDS = ("synthetic", "files", "mixture")
 
 
 class PipelineConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    source: Annotated[SyntheticSource | FilesSource, Field(discriminator="kind")] = Field(
-        description="where traces come from (tunixrt/conf/source/)"
-    )
+    source: Annotated[
+        SyntheticSource | FilesSource | MixtureSource, Field(discriminator="kind")
+    ] = Field(description="where traces come from (tunixrt/conf/source/)")
     dataset: DatasetConfig = Field(
         description="selection, dedup and splits (tunixrt/conf/dataset/)"
     )

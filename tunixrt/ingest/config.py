@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -43,8 +43,36 @@ class FilesSource(_Common):
     adapter: AdapterName = Field("auto", description="how records are read; auto: per record")
 
 
-SourceConfig = SyntheticSource | FilesSource
-_KINDS: dict[str, type[BaseModel]] = {"synthetic": SyntheticSource, "files": FilesSource}
+class SyntheticPart(SyntheticParams):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["synthetic"] = Field(description="the built-in problem generator")
+
+
+class FilesPart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["files"] = Field(description="JSONL files (optionally .gz), via an adapter")
+    paths: list[str] = Field(min_length=1, description="files or globs, relative to the repo")
+    adapter: AdapterName = Field("auto", description="how records are read; auto: per record")
+
+
+Part = Annotated[SyntheticPart | FilesPart, Field(discriminator="kind")]
+MIX_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+class MixtureSource(_Common):
+    kind: Literal["mixture"] = Field(description="several sources; dataset.mix weighs them")
+    sources: dict[Annotated[str, Field(pattern=MIX_NAME)], Part] = Field(
+        min_length=1,
+        description="name -> a files or synthetic source; every trace is tagged with its name",
+    )
+
+
+SourceConfig = SyntheticSource | FilesSource | MixtureSource
+_KINDS: dict[str, type[BaseModel]] = {
+    "synthetic": SyntheticSource,
+    "files": FilesSource,
+    "mixture": MixtureSource,
+}
 
 
 def parse_source(data: Any) -> SourceConfig:

@@ -18,7 +18,15 @@ from tqdm import tqdm
 
 from tunixrt.errors import ConfigError, DataError
 from tunixrt.ingest.adapters import adapt
-from tunixrt.ingest.config import FilesSource, SourceConfig, SyntheticSource, parse_source
+from tunixrt.ingest.config import (
+    FilesPart,
+    FilesSource,
+    MixtureSource,
+    SourceConfig,
+    SyntheticParams,
+    SyntheticSource,
+    parse_source,
+)
 from tunixrt.ingest.records import parse_record
 from tunixrt.ingest.sorting import DuplicateFinder, SortedSpool
 from tunixrt.ingest.synthetic import generate
@@ -134,14 +142,15 @@ def _is_tracked(rel: str, deps: tuple[str, ...]) -> bool:
     return any(d == "." or rel == d or rel.startswith(d + "/") for d in deps)
 
 
-def expand_paths(patterns: list[str], root: Path) -> list[str]:
+def expand_paths(patterns: list[str], root: Path, key: str = "source.paths") -> list[str]:
     """Expand globs, inside the workspace; the result is sorted so listing order never changes
     the output. Under a dvc.yaml, every file must be one the ingest stage's deps cover: else
     `dvc repro` would not see it change, and the traces would no longer be what dvc.lock says."""
     found: set[str] = set()
     deps = tracked_inputs(root)
+    base = key
     for k, pattern in enumerate(patterns):
-        key = f"source.paths.{k}"
+        key = f"{base}.{k}"
         confined(pattern, root, f"{config_where()}: {key}")
         for m in _matches(pattern, root, key):
             rel = Path(os.path.relpath(m, root)).as_posix()
@@ -173,13 +182,45 @@ def _file_records(label: str, path: Path, max_bytes: int) -> Iterator[RawRecord]
         yield label, lineno + 1, Unreadable("unreadable", f"cannot read on from here: {exc}")
 
 
-def _raw_records(cfg: SourceConfig, labels: list[str], root: Path) -> Iterator[RawRecord]:
+class Part(NamedTuple):
+    """One source of the run: a mixture has several, each tagged with its name (`mix`)."""
+
+    mix: str | None
+    spec: SyntheticParams | FilesSource | FilesPart
+    labels: list[str]  # its files, or its generator's label
+
+
+def parts_of(cfg: SourceConfig, root: Path) -> list[Part]:
     if isinstance(cfg, SyntheticSource):
-        for k, rec in enumerate(generate(cfg), start=1):
-            yield "synthetic", k, rec
-        return
-    for label in labels:
-        yield from _file_records(label, root / label, cfg.limits.record_max_bytes)
+        return [Part(None, cfg, ["synthetic"])]
+    if isinstance(cfg, FilesSource):
+        return [Part(None, cfg, expand_paths(cfg.paths, root))]
+    out: list[Part] = []
+    owner: dict[str, str] = {}
+    for name, spec in cfg.sources.items():
+        if spec.kind == "synthetic":
+            out.append(Part(name, spec, [name]))
+            continue
+        labels = expand_paths(spec.paths, root, key=f"source.sources.{name}.paths")
+        for label in labels:
+            if label in owner:
+                raise ConfigError(
+                    f"{config_where()}: source.sources.{name}.paths: {label!r} is already in "
+                    f"source.sources.{owner[label]}; a file belongs to one mixture source"
+                )
+            owner[label] = name
+        out.append(Part(name, spec, labels))
+    return out
+
+
+def _raw_records(parts: list[Part], root: Path, max_bytes: int) -> Iterator[RawRecord]:
+    for part in parts:
+        if isinstance(part.spec, SyntheticParams):
+            for k, rec in enumerate(generate(part.spec), start=1):
+                yield part.labels[0], k, rec
+            continue
+        for label in part.labels:
+            yield from _file_records(label, root / label, max_bytes)
 
 
 def _parse(raw: bytes | LongLine | Unreadable | dict[str, Any], max_bytes: int) -> dict[str, Any]:
@@ -213,14 +254,20 @@ PARALLEL_MIN_BYTES = 8 << 20  # smaller inputs are checked in this process: no p
 CHUNK_BYTES = 2 << 20  # raw text sent to a worker at once (bounds the read-ahead)
 
 
-def check_record(record: RawRecord, *, adapter: str, limits: TraceLimits) -> Checked:
-    """Parse, adapt, validate and normalize one raw record (runs in worker processes)."""
+def check_record(
+    record: RawRecord, *, routes: dict[str, tuple[str, str | None]], limits: TraceLimits
+) -> Checked:
+    """Parse, adapt, validate and normalize one raw record (runs in worker processes).
+    `routes`: a label's adapter and mixture source name."""
     src, line, raw = record
+    adapter, mix = routes[src]
     try:
         rec = adapt(_parse(raw, limits.record_max_bytes), adapter)
         trace, digest = canonical_trace(rec, limits, source=src)
     except RecordError as err:
         return src, line, None, None, err, _raw_text(raw)
+    if mix is not None:
+        trace["mix"] = mix
     return src, line, trace["id"], digest, dumps_line(trace), _raw_text(raw)
 
 
@@ -262,7 +309,6 @@ def ingest(cfg: SourceConfig, root: Path, *, sort_run_size: int = 40_000) -> dic
     for out in (TRACES, REJECTS, REPORT):
         (root / out).unlink(missing_ok=True)
     (root / OUT_DIR).mkdir(parents=True, exist_ok=True)
-    adapter = cfg.adapter if isinstance(cfg, FilesSource) else "auto"
     tally = _Tally()
     spool = SortedSpool(root / OUT_DIR, run_size=sort_run_size)
     repeats = DuplicateFinder(root / OUT_DIR)
@@ -285,11 +331,18 @@ def ingest(cfg: SourceConfig, root: Path, *, sort_run_size: int = 40_000) -> dic
                 }
                 rejects.write(dumps_line(row))
 
-            check = partial(check_record, adapter=adapter, limits=cfg.limits)
-            labels = expand_paths(cfg.paths, root) if isinstance(cfg, FilesSource) else []
+            parts = parts_of(cfg, root)
+            routes = {
+                label: (getattr(p.spec, "adapter", "auto"), p.mix)
+                for p in parts
+                for label in p.labels
+            }
+            check = partial(check_record, routes=routes, limits=cfg.limits)
+            labels = [label for p in parts if not isinstance(p.spec, SyntheticParams)
+                      for label in p.labels]  # fmt: skip
             for label in labels:  # every file shows in the report, an empty one with zeros
                 tally.by_source[label].update()
-            raw = _raw_records(cfg, labels, root)
+            raw = _raw_records(parts, root, cfg.limits.record_max_bytes)
             workers = _workers(labels, root)
             checked = ordered_map(
                 check,
@@ -335,6 +388,14 @@ def ingest(cfg: SourceConfig, root: Path, *, sort_run_size: int = 40_000) -> dic
         spool.close()
         repeats.close()
     report = tally.report()
+    if isinstance(cfg, MixtureSource):
+        report["by_mixture_source"] = {
+            p.mix: {
+                k: sum(report["by_source"].get(label, {}).get(k, 0) for label in p.labels)
+                for k in ("read", "accepted", "rejected", "duplicates")
+            }
+            for p in parts
+        }
     write_json(root / REPORT, report)
     try:
         _check_thresholds(cfg, report)
