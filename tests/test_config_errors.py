@@ -231,7 +231,7 @@ def test_union_member_errors_are_one_line() -> None:
     msg = error_of(set_at(params, "source", "synthetic"))
     assert "source: expected a mapping whose kind is 'synthetic', 'files' or 'mixture'" in msg
     msg = error_of(set_at(params, "source.kind", "ftp"))
-    assert "source.kind: must be one of 'synthetic', 'files' (got 'ftp')" in msg
+    assert "source.kind: must be one of 'synthetic', 'files', 'mixture' (got 'ftp')" in msg
 
 
 def test_stage_validation_names_allowed_values() -> None:
