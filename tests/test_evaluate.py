@@ -104,3 +104,29 @@ def test_max_problems_does_not_count_as_seen_in_train(root: Path) -> None:
     for cap, n in ((None, 4), (2, 2)):
         _, info = collect_problems(manifest, EvalConfig(sets=[path], max_problems=cap), root)
         assert info[path] == {"n": n, "excluded_seen_in_train": 3}
+
+
+def test_trained_full_fine_tune_restores_into_an_abstract_model_as_over_the_random_init(
+    root: Path,
+) -> None:
+    """A full fine-tune's checkpoint holds every weight: load_model restores it into the
+    model's shapes alone, and gets the model restoring it over the random init gives, leaf by
+    leaf (values, dtypes, shardings), with the same graph."""
+    import jax
+    import numpy as np
+    from flax import nnx
+
+    manifest = load_run_manifest(root)
+    assert not manifest.training.lora.enabled and manifest.model.checkpoint_path is None
+    before, _, mesh = load_model(manifest, root, trained=False)
+    restore_trained(before, manifest, root, mesh)  # today's: the random init, then the restore
+    after, _, _ = load_model(manifest, root, trained=True)
+    want, got = nnx.split(before), nnx.split(after)
+    assert got[0] == want[0]
+    leaves = jax.tree_util.tree_leaves_with_path(want[1])
+    assert jax.tree.structure(got[1]) == jax.tree.structure(want[1]) and len(leaves) > 10
+    for (path, w), g in zip(leaves, jax.tree.leaves(got[1]), strict=True):
+        where = jax.tree_util.keystr(path)
+        assert isinstance(g, jax.Array), where
+        assert (g.shape, g.dtype, g.sharding) == (w.shape, w.dtype, w.sharding), where
+        np.testing.assert_array_equal(np.asarray(g), np.asarray(w), err_msg=where, strict=True)

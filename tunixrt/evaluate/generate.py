@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tunixrt.errors import DataError
-from tunixrt.manifest.schema import RunManifest
+from tunixrt.manifest.schema import ModelSection, RunManifest
 from tunixrt.paths import confined
 from tunixrt.train import runtime
 
@@ -126,7 +126,8 @@ def load_model(
     random init or base weights the trainer started from; LoRA adapters start as a no-op).
 
     With LoRA the checkpoint holds only the adapters; the base weights are rebuilt as training
-    built them.
+    built them. A trained full fine-tune of a random init holds every weight: it is restored
+    into the model's shapes alone (`abstract_random_model`), not over a random init.
     """
     runtime.configure_platform(manifest.runtime)
     from tunixrt.train.model import apply_lora, build_model, checkpoint_dir
@@ -134,15 +135,60 @@ def load_model(
 
     runtime.initialize_distributed(manifest.runtime)
     mesh = runtime.make_mesh(manifest.runtime)
-    checkpoint_dir(manifest.model, root)
+    base = checkpoint_dir(manifest.model, root)
     tokenizer = make_tokenizer(manifest.model.tokenizer, root)
-    model = build_model(manifest.model, tokenizer, mesh, seed=manifest.seed, root=root)
     lora = manifest.training.lora
+    if trained and not lora.enabled and base is None:
+        # a full fine-tune's checkpoint holds every weight: the random init would be overwritten
+        model = abstract_random_model(manifest.model, tokenizer, mesh)
+    else:
+        model = build_model(manifest.model, tokenizer, mesh, seed=manifest.seed, root=root)
     if lora.enabled:
         model = apply_lora(model, lora, mesh, seed=manifest.seed)
     if trained:
         restore_trained(model, manifest, root, mesh, step=step)
     return model, tokenizer, mesh
+
+
+def abstract_random_model(
+    section: ModelSection, tokenizer: Tokenizer, mesh: jax.sharding.Mesh
+) -> nnx.Module:
+    """The model `build_model` initializes at random, without its values: every weight a
+    `jax.ShapeDtypeStruct` of the same shape, dtype and sharding, for a checkpoint holding every
+    weight to be restored into (`restore_trained`), skipping the init's compile and compute.
+
+    The random init's weights have the shardings XLA gives its outputs, which are not always the
+    partition specs it constrains them to (one device: `P()`; trailing `None`s dropped): they
+    are taken from the compiled program that writes zeros under the same constraints, which
+    compiles in a fraction of the init's time and never runs."""
+    import importlib
+
+    import jax
+    import jax.numpy as jnp
+    from flax import nnx
+
+    from tunixrt.train.model import FAMILIES, model_config
+
+    fam = FAMILIES[section.family]
+    cls = getattr(importlib.import_module(fam.module), fam.model_class)
+    config = model_config(section, tokenizer)
+    with runtime.use_mesh(mesh):
+        model = nnx.eval_shape(lambda: cls(config, rngs=nnx.Rngs(0)))
+        state = nnx.state(model)
+        specs = nnx.get_partition_spec(state)
+
+        def zeros() -> Any:
+            values = jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), state)
+            return jax.lax.with_sharding_constraint(values, specs)
+
+        shardings = jax.jit(zeros).lower().compile().output_shardings
+    nnx.update(
+        model,
+        jax.tree.map(
+            lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), state, shardings
+        ),
+    )
+    return model
 
 
 def restore_trained(
