@@ -22,6 +22,74 @@ def test_an_empty_split_renders_as_a_dash() -> None:
     assert "2 / 2.5 / 3" in html and "addition 4" in html
 
 
+SELECTION = {  # as the dataset stage records a mixture run (source=mixture, weights 1 and 1)
+    "read": 1476, "filtered": {"steps": 3}, "duplicate_prompts": 7, "near_duplicate_texts": 5,
+    "limited": 0, "in_test_by_source": 0,
+    "decontamination": {"action": "drop", "ngram": 13, "eval_items": 151, "matched": 2,
+                        "by_eval_set": {"fixtures/tunix-rt/eval_v1.jsonl": 1, "test split": 1}},
+    "removed_file": {"path": "data/dataset/removed.jsonl", "records": 7},
+}  # fmt: skip
+MIXTURE = {
+    "policy": "shrink",
+    "sources": {
+        "dev_reasoning": {"weight": 1.0, "share": 0.5, "available": 383, "train": 383,
+                          "repeated": 0, "left_out": 0, "train_sha256": "0" * 64},
+        "arithmetic": {"weight": 1.0, "share": 0.5, "available": 807, "train": 383,
+                       "repeated": 0, "left_out": 424, "train_sha256": "1" * 64},
+    },
+}  # fmt: skip
+
+
+def mixture_manifest(**changes: object) -> dict:
+    stats = {"steps": {"min": 1, "avg": 2.0, "max": 3}, "chars": {"min": 9, "avg": 10.0, "max": 12}}
+    counts = {"total": 1017, "train": 766, "val": 125, "test": 126}
+    ds = {"dataset_key": "mixture-v1", "counts": counts, "selection": SELECTION, "mixture": MIXTURE,
+          "stats": dict.fromkeys(("train", "val", "test"), stats)}  # fmt: skip
+    return {**ds, **changes}
+
+
+def test_the_dataset_part_shows_the_selection_and_the_mixture() -> None:
+    html = _dataset(mixture_manifest())
+    assert (
+        '<td>duplicate prompts (the first trace of a prompt kept)</td><td class="num">7</td>'
+        in html
+    )
+    assert '<td>near-duplicate texts (one kept per cluster)</td><td class="num">5</td>' in html
+    assert '<td>filtered out (<code>steps</code>)</td><td class="num">3</td>' in html
+    assert "<b>2</b> training records share a run of 13 words" in html
+    assert "one of 151 eval items" in html and "dropped from train" in html
+    assert '<td>fixtures/tunix-rt/eval_v1.jsonl</td><td class="num">1</td>' in html
+    assert '<td>test split</td><td class="num">1</td>' in html
+    assert "<code>data/dataset/removed.jsonl</code> (7)" in html
+    mix = html[html.index("Mixture of the training split") :]
+    assert "policy <code>shrink</code>" in mix
+    assert ("<tr><td>arithmetic</td><td class=\"num\">1.0</td><td>50.0%</td>"
+            '<td class="num">807</td><td class="num">383</td><td class="num">0</td>'
+            '<td class="num">424</td></tr>') in mix  # fmt: skip
+    assert mix.index("arithmetic") < mix.index("dev_reasoning")
+
+    reported = {**SELECTION["decontamination"], "action": "report", "matched": 1}
+    html = _dataset(mixture_manifest(selection={**SELECTION, "decontamination": reported}))
+    assert "<b>1</b> training record shares" in html and "reported, kept in train" in html
+    off = {"action": "off", "ngram": 13, "eval_items": 0, "matched": 0, "by_eval_set": {}}
+    html = _dataset(mixture_manifest(selection={**SELECTION, "decontamination": off}, mixture=None))
+    assert "Decontamination: off" in html and "eval set</th>" not in html
+    assert "Mixture" not in html
+
+
+def test_a_manifest_of_an_older_pipeline_still_reports() -> None:
+    """Before near-duplicate texts, prompt duplicates were counted as `near_duplicates`; before
+    that there was no selection at all: the part shows what there is."""
+    old = {"read": 40, "filtered": {}, "near_duplicates": 4, "limited": 0, "in_test_by_source": 0}
+    html = _dataset(mixture_manifest(selection=old, mixture=None))
+    assert (
+        '<td>duplicate prompts (the first trace of a prompt kept)</td><td class="num">4</td>'
+        in html
+    )
+    assert "near-duplicate texts" not in html and "Decontamination" not in html
+    assert "Selection" not in _dataset(mixture_manifest(selection=None, mixture=None))
+
+
 def test_charts_of_no_or_flat_data_do_not_fail() -> None:
     assert "no data" in line_chart({"loss": []}, title="loss", x_label="step", log_y=True)
     flat = line_chart({"lr": [(1, 0.5), (2, 0.5)]}, title="lr", x_label="step")
@@ -58,15 +126,15 @@ def test_the_token_length_histogram_shows_the_cut() -> None:
     assert "no data" in histogram_chart([0, 0], bin_width=10, title="t", x_label="x")
 
 
-def write_run(root: Path) -> None:
+def write_run(root: Path, ds: dict | None = None) -> None:
     """The outs of a finished run that the report reads (the keys it reads), runs/publish/
-    left out."""
+    left out; `ds`: the dataset manifest, when not the smallest one."""
     import orjson
     import yaml
 
     stats = {"steps": {"min": 1, "avg": 2.0, "max": 3}, "chars": {"min": 9, "avg": 10.0, "max": 12}}
-    ds = {"dataset_key": "dev-v1", "counts": {"total": 3, "train": 1, "val": 1, "test": 1},
-          "stats": dict.fromkeys(("train", "val", "test"), stats)}  # fmt: skip
+    ds = ds or {"dataset_key": "dev-v1", "counts": {"total": 3, "train": 1, "val": 1, "test": 1},
+                "stats": dict.fromkeys(("train", "val", "test"), stats)}  # fmt: skip
     split = {"sha256": "0" * 64, "records": 1}
     rm = {
         "seed": 0, "lengths": LENGTHS, "weights": {}, "output": {"output_dir": "runs/train"},
@@ -101,6 +169,29 @@ def test_the_page_and_the_summary_carry_the_lengths(tmp_path) -> None:
         "- sequence lengths: 311 of 383 training examples (81.2%) longer than max_seq_length 168 "
         "(median 186, p95 261, longest 264 tokens)"
     ) in render_report(tmp_path)
+
+
+def test_the_summary_carries_the_selection_and_the_mixture(tmp_path) -> None:
+    from tunixrt.report.markdown import render_report
+    from tunixrt.report.page import render_page
+
+    write_run(tmp_path, mixture_manifest())
+    md = render_report(tmp_path)
+    assert (
+        "- selection: read 1476; duplicate prompts 7, near-duplicate texts 5, contaminated 2 "
+        "(dropped from train; fixtures/tunix-rt/eval_v1.jsonl 1, test split 1); the records: "
+        "`data/dataset/removed.jsonl`"
+    ) in md
+    assert (
+        "- mixture (shrink), train records: arithmetic 383 (50.0%, weight 1; 424 left out), "
+        "dev_reasoning 383 (50.0%, weight 1)"
+    ) in md
+    page = render_page(tmp_path)
+    assert page.index("Selection:") < page.index("Mixture of") < page.index("Sequence lengths")
+
+    write_run(tmp_path / "plain")  # no selection, no mixture: no line for them
+    md = render_report(tmp_path / "plain")
+    assert "- selection:" not in md and "- mixture" not in md
 
 
 def publish_folder(root: Path, policy: str, weights: str, dtype: str, shard: str = "5GB") -> None:

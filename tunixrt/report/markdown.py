@@ -54,6 +54,54 @@ def _lengths_line(s: Any) -> str:
     )
 
 
+CONTAMINATION_ACTIONS = {
+    "drop": "dropped from train",
+    "report": "reported, kept in train",
+    "off": "not checked",
+}
+
+
+def duplicate_prompts(sel: Any) -> int:
+    """Traces dropped for a prompt seen before (`near_duplicates` in manifests of older
+    pipelines, which had no near-duplicate texts)."""
+    return int(sel.get("duplicate_prompts", sel.get("near_duplicates", 0)))
+
+
+def _selection_line(ds: Any) -> str | None:
+    sel = ds.get("selection")
+    if not sel:
+        return None
+    parts = [f"duplicate prompts {duplicate_prompts(sel)}"]
+    if "near_duplicate_texts" in sel:
+        parts.append(f"near-duplicate texts {sel['near_duplicate_texts']}")
+    d = sel.get("decontamination")
+    if d:
+        sets = ", ".join(f"{k} {v}" for k, v in sorted(d["by_eval_set"].items()))
+        parts.append(
+            f"contaminated {d['matched']} ({CONTAMINATION_ACTIONS.get(d['action'], d['action'])}"
+            + (f"; {sets}" if sets else "")
+            + ")"
+        )
+    removed = sel.get("removed_file")
+    where = f"; the records: `{removed['path']}`" if removed and removed.get("records") else ""
+    return f"- selection: read {sel['read']}; {', '.join(parts)}{where}"
+
+
+def _mixture_line(ds: Any) -> str | None:
+    mix = ds.get("mixture")
+    if not mix:
+        return None
+    parts = []
+    for name, m in sorted(mix["sources"].items()):
+        extra = "".join(
+            f"; {m[k]} {label}"
+            for k, label in (("repeated", "repeated"), ("left_out", "left out"))
+            if m.get(k)
+        )
+        parts.append(f"{name} {m['train']} ({_pct(m['share'])}, weight {m['weight']:g}{extra})")
+    return f"- mixture ({mix['policy']}), train records: {', '.join(parts)}"
+
+
 def load_outputs(root: Path) -> tuple[Any, Any, Any, Any]:
     """The dataset manifest, run manifest, train metrics and eval metrics of a finished run."""
     return tuple(
@@ -126,6 +174,7 @@ def render_report(root: Path) -> str:
         "",
         f"- dataset: `{ds['dataset_key']}`: {c['total']} traces "
         f"(train {c['train']}, val {c['val']}, test {c['test']})",
+        *(line for line in (_selection_line(ds), _mixture_line(ds)) if line),
         f"- format: `{rm['dataset']['format']}` ({rm['dataset']['reasoning_style']} reasoning)",
         f"- model: `{rm['model']['model_id']}` ({rm['model']['family']} {rm['model']['preset']}, "
         f"tokenizer {rm['model']['tokenizer']['kind']})",

@@ -1,7 +1,8 @@
 """runs/report.html: one self-contained page per run (no script, no network, no server).
 
-Dataset key and stats, the training examples' token lengths against max_seq_length, the lineage
-chain (params -> dataset hash -> export hashes -> checkpoint), the loss and learning-rate curves,
+Dataset key and stats (with what selection took out, decontamination and the mixture), the
+training examples' token lengths against max_seq_length, the lineage chain (params -> dataset
+hash -> export hashes -> checkpoint), the loss and learning-rate curves,
 exact match before/after by category and by eval set, sample predictions (wrong ones first), the
 published model (runs/publish/, as the publish stage wrote it) and, from `tunixrt report`, the
 experiments side by side.
@@ -22,9 +23,11 @@ from tunixrt.paths import PREDICTIONS, PUBLISH_DIR, TRAIN_DIR
 from tunixrt.report.charts import histogram_chart, line_chart
 from tunixrt.report.markdown import (
     CARD_LINK,
+    CONTAMINATION_ACTIONS,
     NOT_PUBLISHED,
     POLICIES,
     WEIGHTS,
+    duplicate_prompts,
     load_outputs,
     load_published,
 )
@@ -102,7 +105,77 @@ def _dataset(ds: Mapping[str, Any]) -> str:
             (split, c[split], _min_avg_max(s["steps"], 1), _min_avg_max(s["chars"], 0), cats)
         )
     head_cols = ("split", "traces", "steps min/avg/max", "chars min/avg/max", "by category")
-    return head + _table(head_cols, rows)
+    return head + _table(head_cols, rows) + _selection(ds) + _mixture(ds)
+
+
+def _selection(ds: Mapping[str, Any]) -> str:
+    """What the dataset stage took out of the traces, step by step, and the decontamination."""
+    sel = ds.get("selection")
+    if not sel:
+        return ""
+    rows: list[tuple[str, int]] = [("read from <code>data/traces/traces.jsonl</code>", sel["read"])]
+    rows += [
+        (f"filtered out (<code>{escape(reason)}</code>)", n)
+        for reason, n in sorted(sel.get("filtered", {}).items())
+    ]
+    rows.append(("duplicate prompts (the first trace of a prompt kept)", duplicate_prompts(sel)))
+    if "near_duplicate_texts" in sel:
+        rows.append(("near-duplicate texts (one kept per cluster)", sel["near_duplicate_texts"]))
+    if sel.get("limited"):
+        rows.append(("left out by <code>dataset.limit</code>", sel["limited"]))
+    if sel.get("in_test_by_source"):
+        rows.append(("sent to test by <code>dataset.test_sources</code>", sel["in_test_by_source"]))
+    out = ["<p>Selection:</p>", _table(("step", "traces"), rows)]
+    d = sel.get("decontamination")
+    if d and d["action"] == "off":
+        out.append(
+            "<p>Decontamination: off (<code>dataset.decontaminate</code>); the training split "
+            "was not checked against the eval sets.</p>"
+        )
+    elif d:
+        n = d["matched"]
+        out.append(
+            f"<p>Decontamination (<code>dataset.decontaminate</code> {escape(d['action'])}): "
+            f"<b>{n}</b> training {'record shares' if n == 1 else 'records share'} a run of "
+            f"{d['ngram']} words (of a shorter prompt: all of it) with one of {d['eval_items']} "
+            "eval items (the prompts of <code>eval.sets</code> and of the test split), "
+            f"{CONTAMINATION_ACTIONS.get(d['action'], escape(d['action']))}.</p>"
+        )
+        if d["by_eval_set"]:
+            matched = sorted(d["by_eval_set"].items())
+            head = ("eval set", "training records matched")
+            out.append(_table(head, [(escape(k), v) for k, v in matched]))
+    removed = sel.get("removed_file")
+    if removed and removed.get("records"):
+        out.append(
+            "<p>Near-duplicates and contaminated records, each with why and what it matched: "
+            f"<code>{escape(removed['path'])}</code> ({removed['records']}).</p>"
+        )
+    return "".join(out)
+
+
+def _mixture(ds: Mapping[str, Any]) -> str:
+    """The training split's mixture (dataset.mix): each source's weight and what it gave."""
+    mix = ds.get("mixture")
+    if not mix:
+        return ""
+    rows = [
+        (
+            escape(name),
+            m["weight"],
+            _pct(m["share"]),
+            m["available"],
+            m["train"],
+            m["repeated"],
+            m["left_out"],
+        )
+        for name, m in sorted(mix["sources"].items())
+    ]
+    head = ("source", "weight", "share of train", "available", "train", "repeated", "left out")
+    return (
+        f"<p>Mixture of the training split (<code>dataset.mix</code>, policy "
+        f"<code>{escape(mix['policy'])}</code>):</p>" + _table(head, rows)
+    )
 
 
 def _lengths(rm: Mapping[str, Any]) -> str:
