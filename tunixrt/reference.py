@@ -80,25 +80,46 @@ def _bounds(field: FieldInfo) -> str:
 
 
 def _submodel(tp: Any) -> type[BaseModel] | None:
+    if typing.get_origin(tp) is dict:
+        return None
     candidates = [tp, *typing.get_args(tp)]
     models = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
     return models[0] if len(models) == 1 else None
+
+
+def _models_in(tp: Any) -> list[type[BaseModel]]:
+    """The pydantic models a type holds: itself, or the members of a union (Annotated or not)."""
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return [tp]
+    return [m for arg in typing.get_args(tp) for m in _models_in(arg)]
+
+
+def _desc(field: FieldInfo) -> str:
+    return (field.description or "").replace("|", "\\|").replace("\n", " ")
 
 
 def model_rows(model: type[BaseModel], prefix: str) -> Iterator[str]:
     for name, field in model.model_fields.items():
         key = f"{prefix}.{name}"
         sub = _submodel(field.annotation)
-        kind = "section" if sub else _type_name(field.annotation)
-        desc = (field.description or "").replace("|", "\\|").replace("\n", " ")
-        yield f"| `{key}` | {kind}{_bounds(field)} | {_default(field)} | {desc} |"
+        args = typing.get_args(field.annotation)
+        entries = _models_in(args[1]) if typing.get_origin(field.annotation) is dict else []
+        kind = "section" if sub else "mapping of NAME: section" if entries else None
+        kind = kind or _type_name(field.annotation)
+        yield f"| `{key}` | {kind}{_bounds(field)} | {_default(field)} | {_desc(field)} |"
         if sub is not None:
             yield from model_rows(sub, key)
+        for entry in entries:  # a mapping of names to sections: `key.NAME.field`
+            if len(entries) > 1:  # one kind of section per `kind`
+                tag = entry.model_fields["kind"]
+                (lit,) = typing.get_args(tag.annotation)
+                yield f"| `{key}.NAME` | `kind: {lit}` | | {_desc(tag)} |"
+            yield from model_rows(entry, f"{key}.NAME")
 
 
 def config_reference() -> str:
     from tunixrt.config import PipelineConfig
-    from tunixrt.ingest.config import FilesSource, SyntheticSource
+    from tunixrt.ingest.config import FilesSource, MixtureSource, SyntheticSource
 
     lines = [
         "# Config reference",
@@ -114,7 +135,12 @@ def config_reference() -> str:
     for name, field in PipelineConfig.model_fields.items():
         lines += ["", f"## `{name}`", "", field.description or ""]
         if name == "source":
-            for kind, model in (("synthetic", SyntheticSource), ("files", FilesSource)):
+            kinds = (
+                ("synthetic", SyntheticSource),
+                ("files", FilesSource),
+                ("mixture", MixtureSource),
+            )
+            for kind, model in kinds:
                 lines += ["", f"### `source.kind: {kind}`", *header]
                 lines += list(model_rows(model, "source"))
             continue
@@ -178,7 +204,7 @@ GROUP_READERS = {
     "model": "manifest",
     "train": "manifest",
     "runtime": "manifest",
-    "eval": "manifest (checks it), evaluate",
+    "eval": "dataset (`sets`: decontamination), manifest (checks it), evaluate",
     "rl": "manifest (checks it), rl; evaluate and publish (`enabled`, `lora`)",
     "publish": "publish",
     "experiment": "presets over any group (none by default)",
