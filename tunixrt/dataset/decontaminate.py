@@ -109,11 +109,15 @@ class EvalIndex:
         ]
 
 
-def eval_set_prompts(path: str, root: Path) -> list[tuple[str, str]]:
+def eval_set_prompts(path: str, root: Path, key: str = "eval.sets") -> list[tuple[str, str]]:
     """(id, prompt) of each item of an eval-item file, read as the evaluate stage reads it."""
-    full = confined(path, root, "eval.sets")
+    full = confined(path, root, key)
     if not full.is_file():
-        raise DataError(f"eval.sets: {path}: no such file")
+        raise DataError(
+            f"{key}: {path}: no such file; add it (e.g. under inputs/) or remove it from "
+            "eval.sets (eval.sets=[] scores the held-out split only; the dataset stage then "
+            "checks the training split against the test split alone)"
+        )
     limits = TraceLimits()
     out = []
     for lineno, line in iter_lines(full, max_bytes=limits.record_max_bytes):

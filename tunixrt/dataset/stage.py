@@ -329,8 +329,8 @@ class Selection:
     def _decontaminate(self, n: int, test_items: list[tuple[int, str, np.ndarray, int]]) -> None:
         global _INDEX
         index = EvalIndex(n)
-        for path in self.eval_sets:
-            for item_id, prompt in eval_set_prompts(path, self.root):
+        for i, path in enumerate(self.eval_sets):
+            for item_id, prompt in eval_set_prompts(path, self.root, f"eval.sets[{i}]"):
                 index.add(path, item_id, prompt)
         is_test = self.selected & (self.split == _SPLIT_CODE["test"])
         for seq, prompt, grams, short in test_items:
