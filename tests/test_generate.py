@@ -86,3 +86,29 @@ def test_generation_stops_at_a_stop_token(model) -> None:
     gen = GreedyGenerator(model, StopAt(free[k]), max_new_tokens=16, max_prompt_tokens=48)
     assert gen([prompt, prompt]) == [TOK.decode(free[:k])] * 2
     assert greedy_generate(model, TOK, [], max_new_tokens=4) == []
+
+
+def test_tunix_modules_import_without_the_package_init_until_a_name_of_it_is_used() -> None:
+    """load_model imports Tunix's models, sampler and checkpoints without tunix/__init__.py
+    (every trainer Tunix has, TensorBoard's writer, PyTorch); a name the package defines still
+    resolves, by running it then."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+from importlib.metadata import version
+from tunixrt.evaluate.generate import _tunix_without_its_init
+_tunix_without_its_init()
+import tunix.generate.sampler, tunix.models.gemma3.model, tunix.sft.checkpoint_manager
+assert "tunix.distillation" not in sys.modules and "tensorboardX" not in sys.modules
+from tunix import PeftTrainer
+import tunix.sft.peft_trainer
+assert PeftTrainer is tunix.sft.peft_trainer.PeftTrainer
+assert "tunix.distillation" in sys.modules and tunix.__version__ == version("google-tunix")
+_tunix_without_its_init()  # a no-op now
+assert sys.modules["tunix"] is tunix and "__getattr__" not in vars(tunix)
+print("ok")
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]

@@ -119,6 +119,34 @@ def greedy_generate(
     return gen(prompts)
 
 
+def _tunix_without_its_init() -> None:
+    """Let `import tunix.<module>` skip tunix/__init__.py until a name it defines is used.
+
+    That file imports every trainer Tunix has (distillation, DPO, PPO, agentic RL) and with
+    them TensorBoard's writer, which imports PyTorch where it is installed: about 2 s of each
+    evaluate and publish process, which use none of it. The package module is made from its
+    spec without running the file; its first missing attribute runs it (`from tunix import
+    PeftTrainer` still works). A no-op once tunix is imported (the rl stage imports it first)."""
+    import importlib.util
+    import sys
+
+    if "tunix" in sys.modules:
+        return
+    spec = importlib.util.find_spec("tunix")
+    if spec is None or spec.loader is None or spec.submodule_search_locations is None:
+        return
+    module = importlib.util.module_from_spec(spec)
+    loader = spec.loader
+
+    def __getattr__(name: str) -> Any:
+        del module.__getattr__
+        loader.exec_module(module)
+        return getattr(module, name)
+
+    module.__getattr__ = __getattr__  # type: ignore[attr-defined]
+    sys.modules["tunix"] = module
+
+
 def load_model(
     manifest: RunManifest, root: Path, *, trained: bool = True, step: int | None = None
 ) -> tuple[nnx.Module, Tokenizer, jax.sharding.Mesh]:
@@ -130,6 +158,7 @@ def load_model(
     into the model's shapes alone (`abstract_random_model`), not over a random init.
     """
     runtime.configure_platform(manifest.runtime)
+    _tunix_without_its_init()
     from tunixrt.train.model import apply_lora, build_model, checkpoint_dir
     from tunixrt.train.tokenizer import make_tokenizer
 
