@@ -266,6 +266,10 @@ def main(name: str, code: str | None = None) -> None:
     from tunixrt.params import load_params
 
     root = Path.cwd()
+    # No stage uses PyTorch, and where it is installed, Tunix's metrics logger imports it (through
+    # metrax and tensorboardX, which only want to accept torch tensors): 2 s of every train and
+    # rl process. A stage process is tunixrt's own, so `import torch` fails in it instead.
+    sys.modules.setdefault("torch", None)  # type: ignore[arg-type]
     try:
         if code is not None:
             check_code(name, code)
