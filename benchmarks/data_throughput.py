@@ -254,8 +254,7 @@ def main() -> None:
     if args.smoke:
         args.n = 1000
 
-    tmp = Path(tempfile.mkdtemp(prefix="tunixrt-data-bench-"))
-    root = args.keep or tmp
+    root = args.keep or Path(tempfile.mkdtemp(prefix="tunixrt-data-bench-"))
     try:
         shutil.copytree(REPO / "conf", root / "conf", dirs_exist_ok=True)
         if args.plain:
@@ -295,7 +294,7 @@ def main() -> None:
         rows[-1] = ("export", counts["export"], rows[-1][2], rows[-1][3])
     finally:
         if args.keep is None:
-            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(root, ignore_errors=True)
 
     setup = (
         "plain: one file, near-duplicates and decontamination off"
