@@ -12,6 +12,11 @@ from tunixrt.ingest.stage import ingest
 from tunixrt.validation import validate_config
 
 
+def trace_ids(root: Path) -> dict[str, list[str]]:
+    """The manifest's trace_ids (written to the file, not returned: it may hold millions)."""
+    return orjson.loads((root / MANIFEST).read_bytes())["trace_ids"]
+
+
 def cfg(**kw) -> DatasetConfig:
     return validate_config(DatasetConfig, {"name": "t", **kw}, "dataset")
 
@@ -62,7 +67,7 @@ def test_manifest_contents(tmp_path: Path) -> None:
     m = build_dataset(cfg(version="v2"), root)
     assert m["dataset_key"] == "t-v2"
     assert m["counts"]["total"] == 600 == sum(m["counts"][s] for s in SPLITS)
-    assert {s: len(m["trace_ids"][s]) for s in SPLITS} == {s: m["counts"][s] for s in SPLITS}
+    assert {s: len(trace_ids(root)[s]) for s in SPLITS} == {s: m["counts"][s] for s in SPLITS}
     assert 0 < m["counts"]["test"] < m["counts"]["train"]
     st = m["stats"]["train"]
     assert st["steps"]["min"] <= st["steps"]["avg"] <= st["steps"]["max"]
@@ -111,8 +116,8 @@ def test_filters(tmp_path: Path) -> None:
     write_traces(tmp_path, traces)
 
     def kept(**filters) -> set[str]:
-        m = build_dataset(cfg(filters=filters), tmp_path)
-        return {i for s in SPLITS for i in m["trace_ids"][s]}
+        build_dataset(cfg(filters=filters), tmp_path)
+        return {i for s in SPLITS for i in trace_ids(tmp_path)[s]}
 
     assert kept(meta={"category": "x"}) == {"t0000", "t0002", "t0003"}
     assert kept(meta={"difficulty": ["easy", "hard"]}) == {"t0000", "t0001", "t0002"}
@@ -127,10 +132,11 @@ def test_limit_is_a_seeded_stable_sample(tmp_path: Path) -> None:
     root = synthetic(tmp_path)
     a = build_dataset(cfg(limit=100), root)
     assert a["counts"]["total"] == 100 and a["selection"]["limited"] == 500
-    b = build_dataset(cfg(limit=100), root)
-    assert a["trace_ids"] == b["trace_ids"]
-    c = build_dataset(cfg(limit=100, seed=7), root)
-    assert c["trace_ids"] != a["trace_ids"]
+    a_ids = trace_ids(root)
+    build_dataset(cfg(limit=100), root)
+    assert trace_ids(root) == a_ids
+    build_dataset(cfg(limit=100, seed=7), root)
+    assert trace_ids(root) != a_ids
 
 
 def test_eval_sources_go_to_test_and_win_over_training_copies(tmp_path: Path) -> None:

@@ -9,13 +9,14 @@ than `n` words matches when its whole text is a run of the record's text.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import orjson
 
-from tunixrt.dataset.text import text_hash, window_hashes, word_hashes, words
+from tunixrt.dataset.text import batch_windows, text_hash, window_hashes, word_hashes, words
 from tunixrt.errors import DataError
 from tunixrt.ingest.adapters import adapt
 from tunixrt.jsonio import iter_lines
@@ -23,7 +24,7 @@ from tunixrt.paths import confined
 from tunixrt.traces import RecordError, TraceLimits, build_trace
 
 TEST_SPLIT = "test split"
-PROMPT_HEAD = 200  # characters of an eval prompt kept for the removed-records file
+PROMPT_HEAD = 120  # characters of an eval prompt kept for the removed-records file
 
 
 @dataclass(frozen=True)
@@ -87,26 +88,38 @@ class EvalIndex:
     def matches(self, text: str) -> list[tuple[int, str]]:
         """[(item, the words they share)], one per eval set the text matches (its first item
         there, in the text's word order)."""
-        if not len(self.hashes):
-            return []
-        toks = words(text)
-        h = word_hashes(toks)
-        found: dict[str, tuple[int, int, int]] = {}  # set -> (word offset, length, item)
+        return self.matches_many([text])[0]
+
+    def matches_many(self, texts: Sequence[str]) -> list[list[tuple[int, str]]]:
+        """`matches` of each text, looked up together (a few numpy calls a batch)."""
+        out: list[list[tuple[int, str]]] = [[] for _ in texts]
+        if not len(self.hashes) or not texts:
+            return out
+        hashes = [word_hashes(words(t)) for t in texts]
+        found: dict[int, dict[str, tuple[int, int, int]]] = {}  # text -> set -> first hit
         for m in (self.n, *sorted(self.short_lengths)):
-            grams = window_hashes(h, m)
+            grams, owner = batch_windows(hashes, m)
             if not len(grams):
                 continue
             pos = np.searchsorted(self.hashes, grams)
             pos[pos == len(self.hashes)] = 0
-            for offset in np.flatnonzero(self.hashes[pos] == grams).tolist():
-                item = int(self.owners[pos[offset]])
+            hit = np.flatnonzero(self.hashes[pos] == grams)
+            for k in hit.tolist():
+                t = int(owner[k])
+                # the window's word offset in its text: windows of one text are consecutive
+                offset = k - int(np.searchsorted(owner, t))
+                item = int(self.owners[pos[k]])
                 s = self.items[item].set
-                if s not in found or offset < found[s][0]:
-                    found[s] = (offset, m, item)
-        return [
-            (item, " ".join(toks[offset : offset + m]))
-            for offset, m, item in sorted(found.values())
-        ]
+                mine = found.setdefault(t, {})
+                if s not in mine or offset < mine[s][0]:
+                    mine[s] = (offset, m, item)
+        for t, by_set in found.items():
+            toks = words(texts[t])
+            out[t] = [
+                (item, " ".join(toks[offset : offset + m]))
+                for offset, m, item in sorted(by_set.values())
+            ]
+        return out
 
 
 def eval_set_prompts(path: str, root: Path, key: str = "eval.sets") -> list[tuple[str, str]]:

@@ -16,13 +16,16 @@ files in a scratch folder; one band's keys (8 bytes a record) are sorted in memo
 
 from __future__ import annotations
 
+import os
 import tempfile
+import zlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
 
-from tunixrt.dataset.text import numbers, text_hash, window_hashes, word_hashes, words
+from tunixrt.dataset.text import batch_windows, numbers, text_hash, word_hashes, words
 
 _SEED = 0x5EED
 _GUARD = np.uint64(0xC2B2AE3D27D4EB4F)
@@ -55,22 +58,29 @@ def record_text(prompt: str, steps: list[str]) -> str:
     return "\n".join([prompt, *steps])
 
 
-def signature(text: str, shingle_words: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The MinHash signature (uint32, one value per permutation) of a text's shingles."""
-    h = word_hashes(words(text))
-    if len(h) == 0:
-        shingles = np.zeros(1, np.uint64)
-    elif len(h) < shingle_words:
-        shingles = np.array([text_hash(h)], np.uint64)
-    else:
-        shingles = np.unique(window_hashes(h, shingle_words))
-    return ((np.multiply.outer(shingles, a) + b) >> np.uint64(32)).min(axis=0).astype(np.uint32)
+def signatures(
+    texts: Sequence[str], shingle_words: int, a: np.ndarray, b: np.ndarray
+) -> np.ndarray:
+    """The MinHash signatures (uint32 [len(texts), len(a)]) of the texts' shingles, computed for
+    all of them at once (one outer product: numpy's per-call cost is paid once a batch)."""
+    hashes = [word_hashes(words(t)) for t in texts]
+    grams, owner = batch_windows(hashes, shingle_words)
+    short = [i for i, h in enumerate(hashes) if len(h) < shingle_words]
+    if short:  # a text shorter than a shingle is one shingle (an empty one: 0)
+        whole = np.array([text_hash(hashes[i]) for i in short], np.uint64)
+        grams = np.concatenate([grams, whole])
+        owner = np.concatenate([owner, np.array(short, np.int64)])
+        order = np.argsort(owner, kind="stable")
+        grams, owner = grams[order], owner[order]
+    values = (np.multiply.outer(grams, a) + b) >> np.uint64(32)
+    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+    return np.minimum.reduceat(values, starts, axis=0).astype(np.uint32)
 
 
 def number_guard(prompt: str, final_answer: str) -> int:
     """A hash of the numbers in the prompt and the answer, in order (mixed into band keys)."""
-    nums = [*numbers(prompt), "=", *numbers(final_answer)]
-    return int(text_hash(word_hashes(nums)))
+    text = " ".join([*numbers(prompt), "=", *numbers(final_answer)]).encode()
+    return (zlib.crc32(text) << 32) | zlib.adler32(text)
 
 
 _MIX = np.random.Generator(np.random.PCG64(_SEED + 1)).integers(
@@ -78,11 +88,11 @@ _MIX = np.random.Generator(np.random.PCG64(_SEED + 1)).integers(
 ) * np.uint64(2) + np.uint64(1)
 
 
-def band_keys(sig: np.ndarray, guard: int, bands: int, rows: int) -> np.ndarray:
-    """One uint64 key per band: equal keys mean equal band values and equal numbers."""
-    part = sig[: bands * rows].reshape(bands, rows).astype(np.uint64)
-    keys = (part * _MIX[:rows]).sum(axis=1, dtype=np.uint64) + _MIX[rows : rows + bands]
-    return keys ^ np.uint64((guard * int(_GUARD)) & (2**64 - 1))
+def band_keys(sigs: np.ndarray, guards: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """uint64 [records, bands]: equal keys mean equal band values and equal numbers."""
+    part = sigs[:, : bands * rows].reshape(len(sigs), bands, rows).astype(np.uint64)
+    keys = (part * _MIX[:rows]).sum(axis=2, dtype=np.uint64) + _MIX[rows : rows + bands]
+    return keys ^ (guards.astype(np.uint64)[:, None] * _GUARD)
 
 
 class NearDuplicateFinder:
@@ -98,12 +108,13 @@ class NearDuplicateFinder:
         self._bands = [open(d / f"band{i}.u64", "wb") for i in range(bands)]  # noqa: SIM115
         self.count = 0
 
-    def add(self, seq: int, sig: np.ndarray, keys: np.ndarray) -> None:
-        self._sigs.write(sig.tobytes())
-        self._seqs.write(np.uint32(seq).tobytes())
-        for fh, k in zip(self._bands, keys.tolist(), strict=True):
-            fh.write(k.to_bytes(8, "little"))
-        self.count += 1
+    def add(self, seqs: np.ndarray, sigs: np.ndarray, keys: np.ndarray) -> None:
+        """Records `seqs` (ascending), their signatures and band keys ([records, bands])."""
+        self._sigs.write(np.ascontiguousarray(sigs, np.uint32).tobytes())
+        self._seqs.write(np.asarray(seqs, np.uint32).tobytes())
+        for i, fh in enumerate(self._bands):
+            fh.write(np.ascontiguousarray(keys[:, i], np.uint64).tobytes())
+        self.count += len(seqs)
 
     def clusters(
         self, alive: np.ndarray, threshold: float, protected: np.ndarray
@@ -117,7 +128,12 @@ class NearDuplicateFinder:
         if self.count == 0:
             return drop, []
         seqs = np.fromfile(self._seqs.name, np.uint32)
-        sigs = np.memmap(self._sig_path, np.uint32, "r", shape=(self.count, self.num_perm))
+        row_bytes = 4 * self.num_perm
+        fd = os.open(self._sig_path, os.O_RDONLY)
+
+        def sig(i: int) -> np.ndarray:  # one row, read alone: no map of the whole file
+            return np.frombuffer(os.pread(fd, row_bytes, i * row_bytes), np.uint32)
+
         on = alive[seqs]
         parent = np.arange(self.count)
 
@@ -136,11 +152,12 @@ class NearDuplicateFinder:
             ends = np.r_[starts[1:], len(order)]
             for s, e in zip(starts[(ends - starts) > 1], ends[(ends - starts) > 1], strict=True):
                 head = int(order[s])
+                head_sig = sig(head)
                 for j in order[s + 1 : e].tolist():
                     ri, rj = find(head), find(j)
                     if ri == rj:
                         continue
-                    jac = float(np.mean(sigs[head] == sigs[j]))
+                    jac = float(np.mean(head_sig == sig(j)))
                     if jac >= threshold:
                         parent[max(ri, rj)] = min(ri, rj)
             del keys, order, k
@@ -158,9 +175,9 @@ class NearDuplicateFinder:
             if i == kept or protected[seqs[i]] or not on[i]:
                 continue
             drop[seqs[i]] = True
-            jac = float(np.mean(sigs[kept] == sigs[i]))
+            jac = float(np.mean(sig(kept) == sig(i)))
             pairs.append((int(seqs[i]), int(seqs[kept]), round(jac, 4)))
-        del sigs
+        os.close(fd)
         return drop, pairs
 
     def close(self) -> None:

@@ -45,10 +45,10 @@ from tunixrt.dataset.near_dups import (
     number_guard,
     permutations,
     record_text,
-    signature,
+    signatures,
 )
 from tunixrt.errors import DataError
-from tunixrt.jsonio import HashingWriter, atomic_writer, dumps_line, iter_lines, write_json
+from tunixrt.jsonio import HashingWriter, atomic_writer, dumps_doc, dumps_line, iter_lines
 from tunixrt.parallel import ordered_map_pairs, workers_available
 from tunixrt.paths import DATASET_DIR, REMOVED, SPLITS, TRACES
 from tunixrt.paths import DATASET_MANIFEST as MANIFEST
@@ -94,10 +94,18 @@ class Facts(NamedTuple):
     category: str
     split: str  # by the key's hash (a test source's prompt goes to test whatever this says)
     mix: str  # the mixture source it came from, or NO_MIX
-    signature: np.ndarray | None  # MinHash, when near-duplicates are looked for
-    bands: np.ndarray | None
     test_grams: tuple[np.ndarray, int] | None  # item_grams of the prompt, when it may be in test
     prompt_head: str | None
+
+
+class Batch(NamedTuple):
+    """The facts of a batch of lines, and the MinHash signatures and band keys of those that
+    pass the filters (`near` their positions in the batch)."""
+
+    facts: list[Facts]
+    near: list[int]
+    signatures: np.ndarray | None
+    bands: np.ndarray | None
 
 
 class _Scan(NamedTuple):
@@ -112,38 +120,43 @@ class _Scan(NamedTuple):
 _PERMS: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
 
-def trace_facts(line: bytes, scan: _Scan) -> Facts:
-    t = orjson.loads(line)
-    source = t.get("source") or ""
-    key = prompt_key(t["prompt"], t.get("system"))
-    filtered = filter_reason(t, scan.filters)
-    test_source = any(fnmatchcase(source, g) for g in scan.test_sources)
-    split = hashed_split(key, scan.seed, scan.split)
-    sig = bands = grams = None
-    if filtered is None and scan.near is not None:
-        words_n, b, r = scan.near
-        perms = _PERMS.get(b * r) or _PERMS.setdefault(b * r, permutations(b * r))
-        text = record_text(t["prompt"], [s["content"] for s in t["steps"]])
-        sig = signature(text, words_n, *perms)
-        bands = band_keys(sig, number_guard(t["prompt"], t["final_answer"]), b, r)
-    may_be_test = test_source or split == "test"
-    if filtered is None and scan.grams_n is not None and may_be_test:
-        grams = item_grams(t["prompt"], scan.grams_n)
-    return Facts(
-        t["id"],
-        filtered,
-        test_source,
-        key,
-        len(t["steps"]),
-        _chars(t),
-        str((t.get("meta") or {}).get("category", "(none)")),
-        split,
-        str(t.get("mix") or NO_MIX),
-        sig,
-        bands,
-        grams,
-        t["prompt"][:PROMPT_HEAD] if grams is not None else None,
-    )
+def batch_facts(lines: list[bytes], scan: _Scan) -> Batch:
+    facts, texts, guards, near = [], [], [], []
+    for k, line in enumerate(lines):
+        t = orjson.loads(line)
+        source = t.get("source") or ""
+        key = prompt_key(t["prompt"], t.get("system"))
+        filtered = filter_reason(t, scan.filters)
+        test_source = any(fnmatchcase(source, g) for g in scan.test_sources)
+        split = hashed_split(key, scan.seed, scan.split)
+        grams = None
+        if filtered is None and scan.near is not None:
+            near.append(k)
+            texts.append(record_text(t["prompt"], [s["content"] for s in t["steps"]]))
+            guards.append(number_guard(t["prompt"], t["final_answer"]))
+        if filtered is None and scan.grams_n is not None and (test_source or split == "test"):
+            grams = item_grams(t["prompt"], scan.grams_n)
+        facts.append(
+            Facts(
+                t["id"],
+                filtered,
+                test_source,
+                key,
+                len(t["steps"]),
+                _chars(t),
+                str((t.get("meta") or {}).get("category", "(none)")),
+                split,
+                str(t.get("mix") or NO_MIX),
+                grams,
+                t["prompt"][:PROMPT_HEAD] if grams is not None else None,
+            )
+        )
+    if not near or scan.near is None:
+        return Batch(facts, near, None, None)
+    words_n, b, r = scan.near
+    perms = _PERMS.get(b * r) or _PERMS.setdefault(b * r, permutations(b * r))
+    sigs = signatures(texts, words_n, *perms)
+    return Batch(facts, near, sigs, band_keys(sigs, np.array(guards, np.uint64), b, r))
 
 
 def hashed_split(key: bytes, seed: int, split: SplitFractions) -> str:
@@ -158,10 +171,23 @@ PARALLEL_MIN_BYTES = 8 << 20  # smaller files are read in this process: no pool 
 _INDEX: EvalIndex | None = None  # set before a pool forks, so workers share it
 
 
-def _train_matches(line: bytes) -> list[tuple[int, str]]:
+def _train_matches(lines: list[bytes]) -> list[list[tuple[int, str]]]:
     assert _INDEX is not None
-    t = orjson.loads(line)
-    return _INDEX.matches(_train_text(t))
+    return _INDEX.matches_many([_train_text(orjson.loads(line)) for line in lines])
+
+
+BATCH = 256  # lines a worker takes at once (vectorised MinHash and n-gram lookups)
+
+
+def _batches(lines: Iterator[bytes]) -> Iterator[list[bytes]]:
+    batch: list[bytes] = []
+    for line in lines:
+        batch.append(line)
+        if len(batch) == BATCH:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def _train_text(t: dict[str, Any]) -> str:
@@ -176,10 +202,10 @@ class _Table:
         self.filtered: list[str | None] = []
         self.test_source = array("b")
         self.split = array("b")
-        self.steps = array("l")
-        self.chars = array("l")
-        self.category = array("l")
-        self.mix = array("l")
+        self.steps = array("i")
+        self.chars = array("i")
+        self.category = array("i")
+        self.mix = array("i")
         self.ids = bytearray()
         self.id_ends = array("q")
         self.categories: dict[str, int] = {}
@@ -250,15 +276,20 @@ class Selection:
         )
         test_items: list[tuple[int, str, np.ndarray, int]] = []  # seq, prompt, grams, short
         try:
-            facts = partial(trace_facts, scan=scan)
+            facts = partial(batch_facts, scan=scan)
             task = f"dataset: reading {TRACES}"
-            pairs = ordered_map_pairs(facts, self._lines(), workers=self._workers, task=task)
-            for seq, (_, f) in enumerate(pairs):
-                self.table.add(f)
-                if f.signature is not None and finder is not None:
-                    finder.add(seq, f.signature, f.bands)
-                if f.test_grams is not None:
-                    test_items.append((seq, f.prompt_head or "", *f.test_grams))
+            batches = ordered_map_pairs(
+                facts, _batches(self._lines()), workers=self._workers, chunk_size=4, task=task
+            )
+            seq = 0
+            for _, batch in batches:
+                if finder is not None and batch.signatures is not None:
+                    finder.add(seq + np.array(batch.near), batch.signatures, batch.bands)
+                for f in batch.facts:
+                    self.table.add(f)
+                    if f.test_grams is not None:
+                        test_items.append((seq, f.prompt_head or "", *f.test_grams))
+                    seq += 1
             self._select(finder, near.threshold)
         finally:
             if finder is not None:
@@ -279,7 +310,7 @@ class Selection:
             if reason is not None:
                 self.counts[f"filtered.{reason}"] += 1
         test_source = np.frombuffer(t.test_source, np.int8).astype(bool)
-        keys = np.frombuffer(bytes(t.keys), np.dtype([("hi", ">u8"), ("lo", ">u8")]))
+        keys = np.frombuffer(t.keys, np.dtype([("hi", ">u8"), ("lo", ">u8")]))
         _, group = np.unique(keys, return_inverse=True)
         del keys
         group = group.ravel()
@@ -346,13 +377,20 @@ class Selection:
         try:
             task = f"dataset: decontaminating the training split of {TRACES}"
             found = ordered_map_pairs(
-                _train_matches, self._lines(train), workers=self._workers, task=task
+                _train_matches,
+                _batches(self._lines(train)),
+                workers=self._workers,
+                chunk_size=4,
+                task=task,
             )
-            for seq, (_, matches) in zip(np.flatnonzero(train).tolist(), found, strict=True):
-                if matches:
-                    self.contaminated[seq] = matches[0][0]
-                    for item, _ in matches:
-                        self.contaminated_by_set[index.items[item].set] += 1
+            seqs = iter(np.flatnonzero(train).tolist())
+            for _, batch in found:
+                for matches in batch:
+                    seq = next(seqs)
+                    if matches:
+                        self.contaminated[seq] = matches[0][0]
+                        for item, _ in matches:
+                            self.contaminated_by_set[index.items[item].set] += 1
         finally:
             _INDEX = None
         if self.cfg.decontaminate == "drop":
@@ -364,7 +402,7 @@ class Selection:
         if not cfg.mix:
             return
         names = {code: name for name, code in t.mixes.items()}
-        mix = np.array(t.mix, np.int64)
+        mix = np.frombuffer(t.mix, np.int32)
         present = {names[int(c)] for c in np.unique(mix[self.selected])}
         unknown = sorted(present - set(cfg.mix) - {NO_MIX})
         if NO_MIX in present:
@@ -383,7 +421,7 @@ class Selection:
             available[names[int(code)]] = int(count)
         weights = {name: m.weight for name, m in cfg.mix.items()}
         want = mixture.targets(available, weights, cfg.mix_policy)
-        keys = np.frombuffer(bytes(t.keys), np.uint8).reshape(-1, 16)
+        keys = np.frombuffer(t.keys, np.uint8).reshape(-1, 16)
         total = sum(want.values())
         sources = {}
         for name, target in want.items():
@@ -478,7 +516,7 @@ def build_dataset(cfg: DatasetConfig, root: Path, eval_sets: Sequence[str] = ())
     names = {code: name for name, code in t.categories.items()}
     mix_names = {code: name for name, code in t.mixes.items()}
     stats = {s: _Stats() for s in SPLITS}
-    ids: dict[str, list[str]] = {s: [] for s in SPLITS}
+    ids: dict[str, array[int]] = {s: array("q") for s in SPLITS}  # record numbers, as written
     by_source = {name: hashlib.sha256() for name in (sel.mixture or {}).get("sources", {})}
     code_split = {v: k for k, v in _SPLIT_CODE.items()}
     forced = int((sel.selected & sel.in_test).sum())
@@ -501,7 +539,7 @@ def build_dataset(cfg: DatasetConfig, root: Path, eval_sets: Sequence[str] = ())
             for _ in range(times):
                 files[split].write(line + b"\n")
                 stats[split].add(t.steps[seq], t.chars[seq], names[t.category[seq]])
-                ids[split].append(t.id_of(seq))
+                ids[split].append(seq)
             if (h := by_source.get(mix_names[t.mix[seq]])) is not None:
                 for _ in range(times):
                     h.update(line + b"\n")
@@ -543,11 +581,27 @@ def build_dataset(cfg: DatasetConfig, root: Path, eval_sets: Sequence[str] = ())
                 for s in SPLITS
             },
             "params": cfg.as_params(),
-            "trace_ids": ids,
         }
     )
-    write_json(root / MANIFEST, manifest)
+    write_manifest(root / MANIFEST, manifest, t, ids)
     return manifest
+
+
+def write_manifest(path: Path, manifest: dict[str, Any], table: _Table, ids: Mapping) -> None:
+    """The manifest as `write_json` writes it, with `trace_ids` (split -> the ids, in file
+    order) streamed from the table rather than built as a list: a million ids as Python
+    strings and their JSON text would double the stage's memory."""
+    head = dumps_doc(manifest)
+    assert head.endswith(b"\n}\n") and all(k < "trace_ids" for k in manifest)
+    with atomic_writer(path) as fh:
+        fh.write(head[: -len(b"\n}\n")] + b',\n  "trace_ids": {')
+        for n, split in enumerate(sorted(ids)):
+            fh.write((b"," if n else b"") + b'\n    "' + split.encode() + b'": [')
+            seqs = ids[split]
+            for k, seq in enumerate(seqs):
+                fh.write((b",\n      " if k else b"\n      ") + orjson.dumps(table.id_of(seq)))
+            fh.write(b"\n    ]" if len(seqs) else b"]")
+        fh.write(b"\n  }\n}\n")
 
 
 def run(params: Mapping[str, Any], root: Path) -> None:

@@ -34,14 +34,16 @@ def numbers(text: str) -> list[str]:
 
 
 _SEEN: dict[str, int] = {}  # word -> hash, in this process (words repeat: Zipf)
-_SEEN_MAX = 1 << 20
+_SEEN_MAX = 1 << 16  # a bounded cache; numbers, which rarely repeat, are not kept
 
 
 def _word_hash(word: str) -> int:
-    if len(_SEEN) >= _SEEN_MAX:
-        _SEEN.clear()
     b = word.encode()
-    h = _SEEN[word] = (zlib.crc32(b) << 32) | zlib.adler32(b)
+    h = (zlib.crc32(b) << 32) | zlib.adler32(b)
+    if not word[0].isdigit():
+        if len(_SEEN) >= _SEEN_MAX:
+            _SEEN.clear()
+        _SEEN[word] = h
     return h
 
 
@@ -87,3 +89,20 @@ def window_hashes(h: np.ndarray, m: int) -> np.ndarray:
 def text_hash(h: np.ndarray) -> np.uint64:
     """The hash of all of `h` as one run (what `window_hashes(h, len(h))` gives)."""
     return window_hashes(h, len(h))[0] if len(h) else np.uint64(0)
+
+
+def batch_windows(hashes: Sequence[np.ndarray], m: int) -> tuple[np.ndarray, np.ndarray]:
+    """`window_hashes(h, m)` of every array in `hashes` at once: (the window hashes, the index
+    of the array each came from), in order."""
+    lengths = np.fromiter((len(h) for h in hashes), np.int64, len(hashes))
+    if not len(hashes) or lengths.sum() < m:
+        return np.empty(0, np.uint64), np.empty(0, np.int64)
+    flat = np.concatenate(hashes)
+    n = len(flat)
+    powers, inv = _powers(n)
+    prefix = np.zeros(n + 1, np.uint64)
+    prefix[1:] = np.cumsum(flat * inv[:n], dtype=np.uint64) * powers[:n]
+    grams = prefix[m:] - prefix[: n - m + 1] * powers[m]
+    owner = np.repeat(np.arange(len(hashes)), lengths)
+    ok = owner[: n - m + 1] == owner[m - 1 :]  # the window lies in one array
+    return grams[ok], owner[: n - m + 1][ok]
