@@ -9,6 +9,7 @@ than `n` words matches when its whole text is a run of the record's text.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,14 +46,19 @@ def item_grams(prompt: str, n: int) -> tuple[np.ndarray, int]:
 
 
 class EvalIndex:
-    """The n-gram hashes of the eval items, sorted, each with the first item that has it."""
+    """The n-gram hashes of the eval items, sorted, each with the first item that has it. Items
+    are kept compact (a test split may hold a hundred thousand): their set as a number, their
+    id and prompt head in one byte string."""
 
     def __init__(self, n: int):
         self.n = n
-        self.items: list[EvalItem] = []
+        self.sets: list[str] = []
         self.short_lengths: set[int] = set()
-        self._grams: list[np.ndarray] = []
-        self._owners: list[np.ndarray] = []
+        self._set_of = array("h")
+        self._text = bytearray()  # id \x00 prompt head, per item
+        self._text_ends = array("q")
+        self._grams = array("Q")
+        self._owners = array("i")
         self.hashes = np.empty(0, np.uint64)
         self.owners = np.empty(0, np.int32)
 
@@ -67,23 +73,36 @@ class EvalIndex:
             return
         if short:
             self.short_lengths.add(short)
-        self._grams.append(grams)
-        self._owners.append(np.full(len(grams), len(self.items), np.int32))
-        self.items.append(EvalItem(set_name, item_id, prompt[:PROMPT_HEAD]))
+        if not self.sets or self.sets[-1] != set_name:
+            if set_name in self.sets:
+                raise ValueError(f"eval set {set_name!r} added in two runs")
+            self.sets.append(set_name)
+        self._grams.extend(grams.tolist())
+        self._owners.extend([len(self)] * len(grams))
+        self._set_of.append(len(self.sets) - 1)
+        self._text += item_id.encode() + b"\x00" + prompt[:PROMPT_HEAD].encode()
+        self._text_ends.append(len(self._text))
 
     def freeze(self) -> None:
-        if not self._grams:
-            return
-        hashes = np.concatenate([self.hashes, *self._grams])
-        owners = np.concatenate([self.owners, *self._owners])
-        self._grams, self._owners = [], []
+        hashes = np.frombuffer(self._grams, np.uint64)
+        owners = np.frombuffer(self._owners, np.int32)
         order = np.argsort(hashes, kind="stable")  # equal hashes: the first item first
         hashes, owners = hashes[order], owners[order]
-        first = np.r_[True, hashes[1:] != hashes[:-1]]
+        first = np.r_[True, hashes[1:] != hashes[:-1]] if len(hashes) else np.empty(0, bool)
         self.hashes, self.owners = hashes[first], owners[first]
+        del hashes, owners, order
+        self._grams, self._owners = array("Q"), array("i")
 
     def __len__(self) -> int:
-        return len(self.items)
+        return len(self._set_of)
+
+    def set_of(self, item: int) -> str:
+        return self.sets[self._set_of[item]]
+
+    def item(self, item: int) -> EvalItem:
+        start = self._text_ends[item - 1] if item else 0
+        item_id, _, prompt = bytes(self._text[start : self._text_ends[item]]).partition(b"\x00")
+        return EvalItem(self.set_of(item), item_id.decode(), prompt.decode())
 
     def matches(self, text: str) -> list[tuple[int, str]]:
         """[(item, the words they share)], one per eval set the text matches (its first item
@@ -109,7 +128,7 @@ class EvalIndex:
                 # the window's word offset in its text: windows of one text are consecutive
                 offset = k - int(np.searchsorted(owner, t))
                 item = int(self.owners[pos[k]])
-                s = self.items[item].set
+                s = self.set_of(item)
                 mine = found.setdefault(t, {})
                 if s not in mine or offset < mine[s][0]:
                     mine[s] = (offset, m, item)

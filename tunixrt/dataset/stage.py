@@ -231,6 +231,34 @@ class _Table:
         return self.ids[start : self.id_ends[seq]].decode()
 
 
+class _TestItems:
+    """The prompts that may end in the test split, with their n-grams, in flat arrays."""
+
+    def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        self.seqs, self.shorts = array("q"), array("i")
+        self.grams, self.gram_ends = array("Q"), array("q")
+        self.prompts, self.prompt_ends = bytearray(), array("q")
+
+    def add(self, seq: int, prompt: str, grams: np.ndarray, short: int) -> None:
+        self.seqs.append(seq)
+        self.shorts.append(short)
+        self.grams.extend(grams.tolist())
+        self.gram_ends.append(len(self.grams))
+        self.prompts += prompt.encode()
+        self.prompt_ends.append(len(self.prompts))
+
+    def items(self) -> Iterator[tuple[int, str, np.ndarray, int]]:
+        grams = np.frombuffer(self.grams, np.uint64)
+        g = p = 0
+        for k, seq in enumerate(self.seqs):
+            g_end, p_end = self.gram_ends[k], self.prompt_ends[k]
+            yield seq, self.prompts[p:p_end].decode(), grams[g:g_end], self.shorts[k]
+            g, p = g_end, p_end
+
+
 class Selection:
     """Reads the traces, decides every trace's fate, then writes the splits."""
 
@@ -274,7 +302,7 @@ class Selection:
             if bands
             else None
         )
-        test_items: list[tuple[int, str, np.ndarray, int]] = []  # seq, prompt, grams, short
+        test_items = _TestItems()
         try:
             facts = partial(batch_facts, scan=scan)
             task = f"dataset: reading {TRACES}"
@@ -288,7 +316,7 @@ class Selection:
                 for f in batch.facts:
                     self.table.add(f)
                     if f.test_grams is not None:
-                        test_items.append((seq, f.prompt_head or "", *f.test_grams))
+                        test_items.add(seq, f.prompt_head or "", *f.test_grams)
                     seq += 1
             self._select(finder, near.threshold)
         finally:
@@ -297,7 +325,7 @@ class Selection:
         if grams_n is not None:
             self._decontaminate(grams_n, test_items)
         else:
-            self.contaminated = np.full(len(self.table), -1, np.int64)
+            self.contaminated = np.full(len(self.table), -1, np.int32)
         del test_items
         self._mix()
 
@@ -334,7 +362,7 @@ class Selection:
         else:
             self.counts["duplicate_prompts"] = 0
         del group
-        self.near_kept = np.full(n, -1, np.int64)
+        self.near_kept = np.full(n, -1, np.int32)
         self.near_similarity: dict[int, float] = {}
         if finder is not None:
             drop, pairs = finder.clusters(candidate, threshold, test_source)
@@ -357,19 +385,20 @@ class Selection:
         self.split = split
         self.selected = candidate
 
-    def _decontaminate(self, n: int, test_items: list[tuple[int, str, np.ndarray, int]]) -> None:
+    def _decontaminate(self, n: int, test_items: _TestItems) -> None:
         global _INDEX
         index = EvalIndex(n)
         for i, path in enumerate(self.eval_sets):
             for item_id, prompt in eval_set_prompts(path, self.root, f"eval.sets[{i}]"):
                 index.add(path, item_id, prompt)
         is_test = self.selected & (self.split == _SPLIT_CODE["test"])
-        for seq, prompt, grams, short in test_items:
+        for seq, prompt, grams, short in test_items.items():
             if is_test[seq]:
                 index.add_grams(TEST_SPLIT, self.table.id_of(seq), prompt, grams, short)
+        test_items.clear()  # before the workers fork
         index.freeze()
         self.index = index
-        self.contaminated = np.full(len(self.table), -1, np.int64)  # first matched item
+        self.contaminated = np.full(len(self.table), -1, np.int32)  # first matched item
         train = self.selected & (self.split == _SPLIT_CODE["train"])
         if not len(index) or not train.any():
             return
@@ -390,7 +419,7 @@ class Selection:
                     if matches:
                         self.contaminated[seq] = matches[0][0]
                         for item, _ in matches:
-                            self.contaminated_by_set[index.items[item].set] += 1
+                            self.contaminated_by_set[index.set_of(item)] += 1
         finally:
             _INDEX = None
         if self.cfg.decontaminate == "drop":
@@ -398,7 +427,7 @@ class Selection:
 
     def _mix(self) -> None:
         t, cfg = self.table, self.cfg
-        self.copies = self.selected.astype(np.int64)
+        self.copies = self.selected.astype(np.int32)
         if not cfg.mix:
             return
         names = {code: name for name, code in t.mixes.items()}
@@ -495,7 +524,7 @@ def _removed_row(sel: Selection, seq: int, line: bytes) -> dict[str, Any] | None
         trace = orjson.loads(line)
         matched = [
             {
-                "eval_set": (item := sel.index.items[i]).set,
+                "eval_set": (item := sel.index.item(i)).set,
                 "eval_id": item.id,
                 "eval_prompt": item.prompt,
                 "shared_words": shared,
