@@ -50,7 +50,7 @@ source = {"kind": "files", "name": "dev-reasoning", "adapter": "reasoning_trace"
 ingest(parse_source(source), root)
 build_dataset(DatasetConfig(name="dev-reasoning"), root)
 export(parse_format({"name": "tunix_sft"}), root)
-heavy = ("tunixrt.train", "sentencepiece", "tokenizers", "jax", "numpy")
+heavy = ("tunixrt.train", "sentencepiece", "tokenizers", "jax")  # numpy is a base dependency
 loaded = sorted(m for m in sys.modules if m.startswith(heavy))
 assert not loaded, f"the data stages imported {loaded}"
 """

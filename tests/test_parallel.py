@@ -21,7 +21,7 @@ from pathlib import Path
 import orjson
 import pytest
 import yaml
-from conftest import REPO, env
+from conftest import REPO, env, fixtures_in
 
 from tunixrt.dataset import stage as dataset_stage
 from tunixrt.ingest import stage as ingest_stage
@@ -190,6 +190,7 @@ def clean(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "inputs").mkdir()
     data = big_input(ingest_stage.PARALLEL_MIN_BYTES + (1 << 20))
     (root / "inputs" / "big.jsonl").write_bytes(data)
+    assert fixtures_in(root, "eval_v1.jsonl") == params["eval"]["sets"]  # dataset decontaminates
     for name in ("ingest", "dataset"):
         rc, err = run_stage(name, root)
         assert rc == 0, err
