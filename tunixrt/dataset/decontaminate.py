@@ -15,14 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import orjson
 
 from tunixrt.dataset.text import batch_windows, text_hash, window_hashes, word_hashes, words
 from tunixrt.errors import DataError
-from tunixrt.ingest.adapters import adapt
-from tunixrt.jsonio import iter_lines
+from tunixrt.ingest.adapters import read_eval_items
 from tunixrt.paths import confined
-from tunixrt.traces import RecordError, TraceLimits, build_trace
 
 TEST_SPLIT = "test split"
 PROMPT_HEAD = 120  # characters of an eval prompt kept for the removed-records file
@@ -150,15 +147,4 @@ def eval_set_prompts(path: str, root: Path, key: str = "eval.sets") -> list[tupl
             "eval.sets (eval.sets=[] scores the held-out split only; the dataset stage then "
             "checks the training split against the test split alone)"
         )
-    limits = TraceLimits()
-    out = []
-    for lineno, line in iter_lines(full, max_bytes=limits.record_max_bytes):
-        if not line.strip():
-            continue
-        try:
-            trace, _ = build_trace(adapt(orjson.loads(line)), limits, source=path)
-        except (RecordError, orjson.JSONDecodeError) as exc:
-            field = getattr(exc, "field", None) or "-"
-            raise DataError(f"{path}:{lineno}: {field}: {exc}") from None
-        out.append((trace.id or "", trace.prompt))
-    return out
+    return [(t.id or "", t.prompt) for t in read_eval_items(full, path)]

@@ -11,12 +11,11 @@ import orjson
 from tunixrt.dataset.keys import prompt_key
 from tunixrt.errors import DataError
 from tunixrt.formats import render_record
-from tunixrt.ingest.adapters import adapt
+from tunixrt.ingest.adapters import read_eval_items
 from tunixrt.jsonio import iter_lines
 from tunixrt.manifest.load import split_file
 from tunixrt.manifest.schema import RunManifest
 from tunixrt.paths import confined
-from tunixrt.traces import RecordError, TraceLimits, build_trace
 
 
 @dataclass(frozen=True)
@@ -61,16 +60,8 @@ def eval_set_problems(
     full = confined(path, root, key)
     if not full.is_file():
         raise DataError(f"{key}: {path}: no such file")
-    limits = TraceLimits()
     out = []
-    for lineno, line in iter_lines(full, max_bytes=limits.record_max_bytes):
-        if not line.strip():
-            continue
-        try:
-            trace, _ = build_trace(adapt(orjson.loads(line)), limits, source=path)
-        except (RecordError, orjson.JSONDecodeError) as exc:
-            field = getattr(exc, "field", None) or "-"
-            raise DataError(f"{path}:{lineno}: {field}: {exc}") from None
+    for trace in read_eval_items(full, path):
         rec = render_record(trace.model_dump(), spec)
         out.append(
             Problem(

@@ -8,10 +8,15 @@ Keys an adapter does not consume are kept in `meta`, so nothing in the input is 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, Literal
 
-from tunixrt.traces import Adapted, RecordError
+import orjson
+
+from tunixrt.errors import DataError
+from tunixrt.jsonio import iter_lines
+from tunixrt.traces import Adapted, RecordError, Trace, TraceLimits, build_trace
 
 AdapterName = Literal[
     "auto", "reasoning_trace", "tunixrt_trace", "chat", "gsm8k", "alpaca", "eval_item"
@@ -276,3 +281,19 @@ def detect(rec: Record) -> str:
 def adapt(rec: Record, adapter: AdapterName = "auto") -> Record:
     name = detect(rec) if adapter == "auto" else adapter
     return ADAPTERS[name](rec)
+
+
+def read_eval_items(full: Path, label: str) -> Iterator[Trace]:
+    """The items of an eval-item file (`label`: its path as the config names it), read as
+    ingest reads records; a line longer than the default source.limits.record_max_bytes, or one
+    that is not an item, is a DataError naming the file, line and field."""
+    limits = TraceLimits()
+    for lineno, line in iter_lines(full, max_bytes=limits.record_max_bytes):
+        if not line.strip():
+            continue
+        try:
+            trace, _ = build_trace(adapt(orjson.loads(line)), limits, source=label)
+        except (RecordError, orjson.JSONDecodeError) as exc:
+            field = getattr(exc, "field", None) or "-"
+            raise DataError(f"{label}:{lineno}: {field}: {exc}") from None
+        yield trace
