@@ -48,7 +48,7 @@ from tunixrt.dataset.near_dups import (
     signatures,
 )
 from tunixrt.errors import DataError
-from tunixrt.jsonio import HashingWriter, atomic_writer, dumps_doc, dumps_line, iter_lines
+from tunixrt.jsonio import HashingWriter, atomic_writer, dumps_doc, dumps_line
 from tunixrt.parallel import ordered_map_pairs, workers_available
 from tunixrt.paths import DATASET_DIR, REMOVED, SPLITS, TRACES
 from tunixrt.paths import DATASET_MANIFEST as MANIFEST
@@ -276,12 +276,17 @@ class Selection:
         self.mixture: dict[str, Any] | None = None
 
     def _lines(self, wanted: np.ndarray | None = None) -> Iterator[bytes]:
+        """The trace lines (ingest's own output, one record a line, each within
+        source.limits.record_max_bytes), or those with `wanted[record number]`."""
+        keep = wanted.tolist() if wanted is not None else None
         seq = 0
-        for _, line in iter_lines(self.root / TRACES):
-            if line:
-                if wanted is None or wanted[seq]:
-                    yield line
-                seq += 1
+        with open(self.root / TRACES, "rb", buffering=1 << 20) as fh:
+            for raw in fh:
+                line = raw.rstrip(b"\r\n")
+                if line:
+                    if keep is None or keep[seq]:
+                        yield line
+                    seq += 1
 
     def run(self) -> None:
         cfg = self.cfg
@@ -475,34 +480,28 @@ class Selection:
         self.mixture = {"policy": cfg.mix_policy, "sources": sources}
 
 
-class _Stats:
-    def __init__(self) -> None:
-        self.n = 0
-        self.steps: list[int] = [sys.maxsize, 0, 0]  # min, sum, max
-        self.chars: list[int] = [sys.maxsize, 0, 0]
-        self.by_category: Counter[str] = Counter()
+def split_stats(t: _Table, times: np.ndarray) -> dict[str, Any]:
+    """Steps, characters (min, average, max) and categories of the records written `times`
+    times (0: not in the split), each copy counted."""
+    n = int(times.sum())
+    on = times > 0
+    categories = {code: name for name, code in t.categories.items()}
 
-    def add(self, steps: int, chars: int, category: str) -> None:
-        self.n += 1
-        for acc, v in ((self.steps, steps), (self.chars, chars)):
-            if v < acc[0]:
-                acc[0] = v
-            if v > acc[2]:
-                acc[2] = v
-            acc[1] += v
-        self.by_category[category] += 1
+    def mma(values: np.ndarray) -> dict[str, Any]:
+        if not n:
+            return {"min": None, "avg": None, "max": None}
+        v = values[on]
+        total = int((v.astype(np.int64) * times[on]).sum())
+        return {"min": int(v.min()), "avg": round(total / n, 4), "max": int(v.max())}
 
-    def as_dict(self) -> dict[str, Any]:
-        def mma(acc: list[int]) -> dict[str, Any]:
-            if not self.n:
-                return {"min": None, "avg": None, "max": None}
-            return {"min": acc[0], "avg": round(acc[1] / self.n, 4), "max": acc[2]}
-
-        return {
-            "steps": mma(self.steps),
-            "chars": mma(self.chars),
-            "by_category": dict(sorted(self.by_category.items())),
-        }
+    cats = np.frombuffer(t.category, np.int32)[on]
+    counts = np.bincount(cats, weights=times[on], minlength=len(categories)) if n else []
+    by_category = {categories[c]: int(k) for c, k in enumerate(counts) if k}
+    return {
+        "steps": mma(np.frombuffer(t.steps, np.int32)),
+        "chars": mma(np.frombuffer(t.chars, np.int32)),
+        "by_category": dict(sorted(by_category.items())),
+    }
 
 
 def content_sha256(file_hashes: Mapping[str, str]) -> str:
@@ -542,38 +541,39 @@ def build_dataset(cfg: DatasetConfig, root: Path, eval_sets: Sequence[str] = ())
     sel = Selection(cfg, root, eval_sets)
     sel.run()
     t = sel.table
-    names = {code: name for name, code in t.categories.items()}
-    mix_names = {code: name for name, code in t.mixes.items()}
-    stats = {s: _Stats() for s in SPLITS}
-    ids: dict[str, array[int]] = {s: array("q") for s in SPLITS}  # record numbers, as written
     by_source = {name: hashlib.sha256() for name in (sel.mixture or {}).get("sources", {})}
-    code_split = {v: k for k, v in _SPLIT_CODE.items()}
+    hash_of = {t.mixes[name]: h for name, h in by_source.items() if name in t.mixes}
     forced = int((sel.selected & sel.in_test).sum())
-    removed_rows = 0
+    removed_seqs = set(np.flatnonzero((sel.near_kept >= 0) | (sel.contaminated >= 0)).tolist())
+    copies, split_of, mix = sel.copies.tolist(), sel.split.tolist(), t.mix
     with ExitStack() as stack:
         files = {
             s: HashingWriter(stack.enter_context(atomic_writer(root / split_path(s))))
             for s in SPLITS
         }
+        writers = [files[s] for s, _ in sorted(_SPLIT_CODE.items(), key=lambda kv: kv[1])]
         removed = stack.enter_context(atomic_writer(root / REMOVED))
         for seq, line in enumerate(sel._lines()):
-            row = _removed_row(sel, seq, line)
-            if row is not None:
+            if seq in removed_seqs and (row := _removed_row(sel, seq, line)) is not None:
                 removed.write(dumps_line(row))
-                removed_rows += 1
-            times = int(sel.copies[seq])
+            times = copies[seq]
             if not times:
                 continue
-            split = code_split[int(sel.split[seq])]
+            data = line + b"\n"
+            writer = writers[split_of[seq]]
+            h = hash_of.get(mix[seq]) if hash_of else None
             for _ in range(times):
-                files[split].write(line + b"\n")
-                stats[split].add(t.steps[seq], t.chars[seq], names[t.category[seq]])
-                ids[split].append(seq)
-            if (h := by_source.get(mix_names[t.mix[seq]])) is not None:
-                for _ in range(times):
-                    h.update(line + b"\n")
+                writer.write(data)
+                if h is not None:
+                    h.update(data)
+    removed_rows = len(removed_seqs)
+    stats, ids = {}, {}
+    for s in SPLITS:
+        times = np.where(sel.split == _SPLIT_CODE[s], sel.copies, 0)
+        stats[s] = split_stats(t, times)
+        ids[s] = np.repeat(np.flatnonzero(times), times[times > 0])  # record numbers, as written
     hashes = {s: files[s].hexdigest() for s in SPLITS}
-    counts = {s: stats[s].n for s in SPLITS}
+    counts = {s: int(ids[s].size) for s in SPLITS}
     if sum(counts.values()) == 0:
         raise DataError(f"dataset: no trace left after selection ({dict(sel.counts)})")
     selection: dict[str, Any] = {
@@ -604,7 +604,7 @@ def build_dataset(cfg: DatasetConfig, root: Path, eval_sets: Sequence[str] = ())
         manifest["mixture"] = sel.mixture
     manifest.update(
         {
-            "stats": {s: stats[s].as_dict() for s in SPLITS},
+            "stats": stats,
             "files": {
                 s: {"path": split_path(s).as_posix(), "sha256": hashes[s], "records": counts[s]}
                 for s in SPLITS
