@@ -13,7 +13,7 @@ $(BIN)/python:
 
 # Reinstall when the project's dependencies change.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[train,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[train,ray,dev]'
 	touch $@
 
 install: $(VENV)/.installed

@@ -10,3 +10,9 @@ class ConfigError(TunixrtError):
 
 class DataError(TunixrtError):
     pass
+
+
+class HostFailedError(TunixrtError):
+    """A host of a Ray launch died or failed: the stage stopped every host (exit 1)."""
+
+    exit_code = 1

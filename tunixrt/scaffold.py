@@ -78,6 +78,7 @@ GITIGNORE = (
     "/runs/rl/checkpoints.aside/",
     "/runs/experiments.html",
     "/dvc_plots/",
+    "/.tunixrt/",  # runtime=cpu_ray: the loopback cluster's shared folder and host workspaces
     "__pycache__/",
 )
 INPUTS_README = "Put trace files (JSONL, optionally .gz) here: dvc.yaml tracks this folder.\n"

@@ -26,7 +26,7 @@ from tunixrt.evaluate.problems import (
 )
 from tunixrt.evaluate.scoring import exact_match
 from tunixrt.formats import parse_answer
-from tunixrt.jsonio import atomic_writer, dumps_line, write_json
+from tunixrt.jsonio import atomic_writer, dumps_line, read_json, write_json
 from tunixrt.manifest.load import load_run_manifest, verify_inputs
 from tunixrt.manifest.schema import RunManifest
 from tunixrt.paths import EVAL_METRICS as METRICS
@@ -196,7 +196,13 @@ def run(params: Mapping[str, Any], root: Path) -> None:
     cfg = validate_config(EvalConfig, params.get("eval"), "eval")
     rl = validate_config(RLConfig, params.get("rl", {}), "rl")  # absent: GRPO off
     manifest = load_run_manifest(root)
-    m = evaluate(manifest, cfg, root, rl=rl)
+    if manifest.runtime.launcher == "ray":
+        from tunixrt.launch.driver import run_on_ray
+
+        run_on_ray("evaluate", params, root, manifest)
+        m = read_json(root / METRICS)
+    else:
+        m = evaluate(manifest, cfg, root, rl=rl)
     b, a = m["before"], m["after"]
     grpo = f", after GRPO {m['grpo']['exact_match']:.1%}" if "grpo" in m else ""
     print(
@@ -204,3 +210,13 @@ def run(params: Mapping[str, Any], root: Path) -> None:
         f"after {a['exact_match']:.1%} (delta {m['delta']:+.1%}){grpo} -> {METRICS}",
         file=sys.stderr,
     )
+
+
+def on_host(manifest: RunManifest, params: Mapping[str, Any], root: Path, **_: Any) -> int:
+    """The Ray launcher's one host: the same evaluation, on that host's devices."""
+    from tunixrt.train.runtime import single_host
+
+    cfg = validate_config(EvalConfig, params.get("eval"), "eval")
+    rl = validate_config(RLConfig, params.get("rl", {}), "rl")
+    evaluate(single_host(manifest), cfg, root, rl=rl)
+    return 0

@@ -202,6 +202,59 @@ class TrainingSection(_Strict):
     seed: int = Field(0, description="root of every random stream: init, LoRA, data order")
 
 
+class RayTpuSlice(_Strict):
+    """One TPU slice, reserved whole with Ray's `ray.util.tpu.slice_placement_group`."""
+
+    topology: str = Field(description="the slice's chip topology, e.g. '4x8' for a v5e-32")
+    accelerator_version: str = Field(
+        description="the TPU generation, e.g. 'v5litepod', 'v5p', 'v6e'"
+    )
+
+
+class RaySection(_Strict):
+    """`runtime.ray`: the cluster that `runtime.launcher: ray` runs the model stages on."""
+
+    address: str | None = Field(
+        None,
+        description=(
+            "the cluster to join: 'auto' (the one this machine is a node of) or 'HOST:PORT' of "
+            "its head; None: start a cluster of this machine alone, on 127.0.0.1, for the "
+            "stage's run (a test, or trying the path on a laptop)"
+        ),
+    )
+    hosts: int = Field(
+        1, ge=1, description="processes of a training run, one per host (ignored with `tpu`)"
+    )
+    placement: Literal["STRICT_SPREAD", "SPREAD", "PACK", "STRICT_PACK"] = Field(
+        "STRICT_SPREAD",
+        description="Ray placement-group strategy for the hosts' bundles; STRICT_SPREAD: one "
+        "per node",
+    )
+    cpus_per_host: float = Field(1.0, ge=0, description="Ray CPUs each host's task reserves")
+    gpus_per_host: float = Field(0.0, ge=0, description="Ray GPUs each host's task reserves")
+    resources_per_host: dict[str, float] = Field(
+        default_factory=dict, description="other Ray resources each host's task reserves"
+    )
+    tpu: RayTpuSlice | None = Field(
+        None,
+        description="reserve one TPU slice (one task per TPU VM of it) instead of `hosts` bundles",
+    )
+    placement_timeout_seconds: int = Field(
+        600, ge=1, description="how long to wait for the cluster to have room for the hosts"
+    )
+    host_workdir: str = Field(
+        "/tmp/tunixrt-ray",
+        description=(
+            "on each host, where the stage's inputs are cached (by sha256) and its workspace "
+            "lives; relative: under the pipeline root (a cluster of this machine only)"
+        ),
+    )
+    env: dict[str, str] = Field(
+        default_factory=dict,
+        description="environment of the hosts' processes (e.g. XLA_FLAGS, LIBTPU_INIT_ARGS)",
+    )
+
+
 class RuntimeSection(_Strict):
     """`runtime` group: the device mesh, and the processes of a multi-host run."""
 
@@ -242,10 +295,44 @@ class RuntimeSection(_Strict):
         description="multi_host: how long a process that is done waits for the others to be done",
     )
 
+    launcher: Literal["local", "ray"] = Field(
+        "local",
+        description=(
+            "local: the stage trains in the process `dvc repro` started (one host, or one "
+            "process per host started by hand); ray: train, rl and evaluate run as tasks on a "
+            "Ray cluster (runtime.ray), outputs come back to this workspace"
+        ),
+    )
+    ray: RaySection = Field(default_factory=RaySection, description="launcher ray: the cluster")
+    shared_dir: str | None = Field(
+        None,
+        description=(
+            "launcher ray: where training checkpoints go, a folder every host sees (a mount, or "
+            "a gs:// URL through orbax); the last one is copied back to "
+            "runs/train/checkpoints. Relative: under the pipeline root"
+        ),
+    )
+
     @model_validator(mode="after")
     def _positive_mesh(self) -> RuntimeSection:
         if any(n < 1 for n in self.mesh_shape):
             raise ValueError("mesh_shape entries must be >= 1")
+        return self
+
+    @model_validator(mode="after")
+    def _ray_hosts(self) -> RuntimeSection:
+        if self.launcher != "ray":
+            return self
+        several = self.ray.tpu is not None or self.ray.hosts > 1
+        if several and not self.multi_host:
+            raise ValueError("launcher ray with several hosts needs multi_host: true")
+        if several and not self.shared_dir:
+            raise ValueError(
+                "launcher ray with several hosts needs shared_dir: a folder every host sees "
+                "(a mount or a gs:// URL), where the checkpoints go"
+            )
+        if self.multi_host and not several:
+            raise ValueError("launcher ray with multi_host: true needs ray.hosts > 1 or ray.tpu")
         return self
 
 

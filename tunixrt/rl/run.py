@@ -44,6 +44,11 @@ NON_NUMERIC_MODULES = ENTRY_MODULES | {
     "tunixrt/train/checkpoints.py",
     "tunixrt/train/metrics.py",
     "tunixrt/train/runtime.py",
+    "tunixrt/launch/__init__.py",
+    "tunixrt/launch/cluster.py",
+    "tunixrt/launch/driver.py",
+    "tunixrt/launch/files.py",
+    "tunixrt/launch/host.py",
 }
 RL_TARGET = "tunixrt.rl.stage:run"
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tunixrt.jsonio import write_json
+from tunixrt.manifest.schema import RunManifest
 from tunixrt.paths import CHECKPOINTS, RL_DIR, RL_METRICS, RL_ROLLOUTS
 from tunixrt.rl.config import RLConfig
 from tunixrt.train.checkpoints import set_aside_foreign_checkpoints
@@ -49,6 +50,22 @@ def run(params: Mapping[str, Any], root: Path) -> None:
     from tunixrt.train.runtime import require_training_extras
 
     require_training_extras()
+    manifest = load_run_manifest(root)
+    if manifest.runtime.launcher == "ray":
+        from tunixrt.launch.driver import run_on_ray
+
+        run_on_ray("rl", params, root, manifest)
+        return
     from tunixrt.rl.run import grpo
 
-    grpo(load_run_manifest(root), cfg, root)
+    grpo(manifest, cfg, root)
+
+
+def on_host(manifest: RunManifest, params: Mapping[str, Any], root: Path, **_: Any) -> int:
+    """The Ray launcher's one host: GRPO in one process, on that host's devices."""
+    from tunixrt.rl.run import grpo
+    from tunixrt.train.runtime import single_host
+
+    cfg = validate_config(RLConfig, params.get("rl", {}), "rl")
+    grpo(single_host(manifest), cfg, root)
+    return 0

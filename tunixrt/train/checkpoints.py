@@ -55,6 +55,12 @@ NON_NUMERIC_MODULES = ENTRY_MODULES | {
     "tunixrt/train/metrics.py",
     "tunixrt/train/runtime.py",
     "tunixrt/train/stage.py",
+    # the Ray launcher: where the processes run and how files travel
+    "tunixrt/launch/__init__.py",
+    "tunixrt/launch/cluster.py",
+    "tunixrt/launch/driver.py",
+    "tunixrt/launch/files.py",
+    "tunixrt/launch/host.py",
 }
 TRAIN_TARGET = "tunixrt.train.stage:run"
 
@@ -112,6 +118,19 @@ def latest_checkpoint(directory: Path) -> tuple[int | None, dict[str, Any]]:
         mngr.close()
 
 
+def _mtime(path: Any) -> float:
+    st = path.stat()
+    return st.st_mtime if isinstance(path, Path) else st.mtime
+
+
+def _rmtree(path: Any, *, ignore_errors: bool = False) -> None:
+    """A local folder, or one behind an etils epath (runtime.shared_dir may be a gs:// URL)."""
+    if isinstance(path, Path):
+        shutil.rmtree(path, ignore_errors=ignore_errors)
+    else:
+        path.rmtree(missing_ok=ignore_errors)
+
+
 def prune_checkpoints(directory: Path, keep: int) -> None:
     """Delete the step folders beyond the newest `keep`, as orbax does after each save: a run
     killed while orbax was deleting one leaves it half deleted, and a rerun with nothing left to
@@ -120,7 +139,7 @@ def prune_checkpoints(directory: Path, keep: int) -> None:
         return
     steps = sorted((int(p.name), p) for p in directory.iterdir() if p.name.isdigit())
     for _, path in steps[:-keep]:
-        shutil.rmtree(path)
+        _rmtree(path)
 
 
 def set_aside_foreign_checkpoints(
@@ -135,7 +154,7 @@ def set_aside_foreign_checkpoints(
     if not target.exists():
         return None
     if step is None:  # nothing resumable in it (an empty or interrupted folder)
-        shutil.rmtree(target)
+        _rmtree(target)
         return None
     aside = target.parent / f"{target.name}.aside"
     label = f"{str(meta.get('fingerprint') or 'unknown')[:16]}-step{step}"
@@ -146,9 +165,9 @@ def set_aside_foreign_checkpoints(
     aside.mkdir(parents=True, exist_ok=True)
     target.rename(dest)
     dest.touch()  # its mtime orders the ones kept
-    kept = sorted(aside.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
+    kept = sorted(aside.iterdir(), key=_mtime, reverse=True)
     for old in kept[ASIDE_KEEP:]:
-        shutil.rmtree(old, ignore_errors=True)
+        _rmtree(old, ignore_errors=True)
     print(
         f"{stage}: the checkpoints in {target} (step {step}) belong to another configuration; "
         f"moved to {dest} (the newest {ASIDE_KEEP} are kept in {aside})",

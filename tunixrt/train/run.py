@@ -65,12 +65,20 @@ def _long_examples_line(split: str, counts: dict[str, Any]) -> str:
     )
 
 
-def train(manifest: RunManifest, root: Path) -> dict[str, Any]:
+def train(
+    manifest: RunManifest,
+    root: Path,
+    *,
+    peers: runtime.Peers | None = None,
+    checkpoints: Any = None,
+) -> dict[str, Any]:
     """Train as the manifest says, resuming from the last checkpoint a same-config run left.
 
     Writes under `root / manifest.output.output_dir`: `checkpoints/`, `metrics.json`,
     `perf.json` and the DVCLive folder `live/` (written as `.live.<pid>.tmp/` while the run
     lasts, moved into place at its end, then metrics.json). Returns the content of metrics.json.
+    The Ray launcher passes each host its `peers` and the `checkpoints` folder in
+    runtime.shared_dir (a path or an etils epath, which may be a gs:// URL).
     """
     verify_inputs(manifest, root)
     runtime.configure_platform(manifest.runtime)
@@ -102,7 +110,7 @@ def train(manifest: RunManifest, root: Path) -> dict[str, Any]:
     from tunixrt.train.trainer import HistoryTrainer, LatestScalars, StepLogger
 
     t = manifest.training
-    runtime.initialize_distributed(manifest.runtime)
+    runtime.initialize_distributed(manifest.runtime, peers)
     mesh = runtime.make_mesh(manifest.runtime)
     data_axis_size = mesh.shape["fsdp"]
     if t.batch_size % data_axis_size or t.batch_size % jax.process_count():
@@ -175,7 +183,7 @@ def train(manifest: RunManifest, root: Path) -> dict[str, Any]:
             _log(_long_examples_line("val", val_long))
 
     fingerprint = run_fingerprint(manifest)
-    ckpt_dir = (out_dir / CHECKPOINTS).resolve()
+    ckpt_dir = (out_dir / CHECKPOINTS).resolve() if checkpoints is None else checkpoints
     if is_main:
         set_aside_foreign_checkpoints(ckpt_dir, fingerprint)
         prune_checkpoints(ckpt_dir, t.keep_checkpoints)

@@ -8,11 +8,12 @@ import os
 import sys
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING
 
 from tunixrt.errors import ConfigError
-from tunixrt.manifest.schema import RuntimeSection
+from tunixrt.manifest.schema import RunManifest, RuntimeSection
 
 if TYPE_CHECKING:
     import jax
@@ -35,19 +36,30 @@ def configure_platform(rt: RuntimeSection) -> None:
             for f in os.environ.get("XLA_FLAGS", "").split()
             if not f.startswith("--xla_force_host_platform_device_count")
         ]
+        before = os.environ.get("XLA_FLAGS", "")
         os.environ["XLA_FLAGS"] = " ".join([*flags, flag])
-        if "jax" in sys.modules:
+        if "jax" in sys.modules and flag not in before.split():
             warnings.warn(
                 "jax was imported before runtime.simulated_devices could be applied",
                 stacklevel=2,
             )
 
 
-def initialize_distributed(rt: RuntimeSection) -> None:
+@dataclass(frozen=True)
+class Peers:
+    """Where a multi-host run's processes meet: what the Ray launcher hands each host."""
+
+    coordinator_address: str  # HOST:PORT of process 0's coordination service
+    num_processes: int
+    process_id: int
+
+
+def initialize_distributed(rt: RuntimeSection, peers: Peers | None = None) -> None:
     """`jax.distributed.initialize()` for multi-host runtimes (once per process).
 
-    On a TPU slice JAX finds the coordinator itself. Elsewhere (e.g. several CPU processes on
-    one machine) set JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID.
+    `peers`: given by the Ray launcher. Without it, on a TPU slice JAX finds the coordinator
+    itself; elsewhere (e.g. several CPU processes on one machine) set JAX_COORDINATOR_ADDRESS,
+    JAX_NUM_PROCESSES and JAX_PROCESS_ID.
     When one process dies the others stop, non-zero, within runtime.heartbeat_timeout_seconds.
     """
     if not rt.multi_host:
@@ -64,7 +76,14 @@ def initialize_distributed(rt: RuntimeSection) -> None:
         heartbeat_timeout_seconds=rt.heartbeat_timeout_seconds,
         shutdown_timeout_seconds=rt.shutdown_timeout_seconds,
     )
-    if all(k in env for k in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")):
+    if peers is not None:
+        jax.distributed.initialize(
+            coordinator_address=peers.coordinator_address,
+            num_processes=peers.num_processes,
+            process_id=peers.process_id,
+            **timeouts,
+        )
+    elif all(k in env for k in ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")):
         jax.distributed.initialize(
             coordinator_address=env["JAX_COORDINATOR_ADDRESS"],
             num_processes=int(env["JAX_NUM_PROCESSES"]),
@@ -113,6 +132,18 @@ def _exit_at_once_on_errors(index: int, count: int) -> None:
         os._exit(1)
 
     sys.excepthook = hook
+
+
+def single_host(manifest: RunManifest) -> RunManifest:
+    """The manifest with one process and a mesh of this host's devices (its tp size kept where
+    it divides them): how the Ray launcher runs rl and evaluate, on one host of the cluster."""
+    rt = manifest.runtime.model_copy(update={"multi_host": False, "launcher": "local"})
+    configure_platform(rt)
+    import jax
+
+    local, tp = jax.local_device_count(), rt.mesh_shape[1]
+    shape = [local // tp, tp] if local % tp == 0 else [local, 1]
+    return manifest.model_copy(update={"runtime": rt.model_copy(update={"mesh_shape": shape})})
 
 
 def make_mesh(rt: RuntimeSection) -> jax.sharding.Mesh:

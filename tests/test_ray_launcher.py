@@ -1,0 +1,277 @@
+"""`runtime.launcher: ray`: one `dvc repro` drives a two-host training run through Ray.
+
+The cluster is the one tunixrt starts for a test (runtime=cpu_ray, `runtime.ray.address:
+null`): this machine alone, loopback only; its two Ray worker processes stand in for two hosts
+(CPU, gloo collectives). One chain of workspaces copied from one prepared pipeline:
+- the Ray run trains the smoke preset; a two-process run launched by hand from the same run
+  manifest ends on the same metrics and the same weights;
+- a Ray run whose host 1 is killed at a save stops within 60 s naming the host; the next
+  `dvc repro` resumes from the last complete checkpoint and ends as the uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from conftest import BIN, REPO, env, make_pipeline, tunixrt
+from test_train_multihost_failure import finish, launch
+from test_train_run import jax_leaves
+
+from tunixrt.manifest.schema import RunManifest
+
+pytest.importorskip("ray", reason="the Ray launcher needs tunixrt's `ray` extra")
+
+CKPT = "runs/train/checkpoints"
+SHARED = ".tunixrt/shared/runs/train/checkpoints"
+KILL_TO_EXIT_S = 60
+
+
+# as test_train_multihost_failure.launch runs its processes (the hand-launched reference)
+XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false"
+
+
+def run_env() -> dict[str, str]:
+    return {**env(), "XLA_FLAGS": XLA_FLAGS}
+
+
+def dvc(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [str(BIN / "dvc"), *args], cwd=root, env=run_env(), capture_output=True, text=True
+    )
+    assert proc.returncode == 0, f"dvc {' '.join(args)}: {proc.stdout[-3000:]}{proc.stderr[-3000:]}"
+    return proc
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The smoke pipeline on runtime=cpu_ray, its data stages and manifest run."""
+    root = make_pipeline(tmp_path_factory.mktemp("ray") / "base")
+    hosts = root.parent / "hosts"  # every workspace's hosts share one input cache
+    tunixrt("compose", "runtime=cpu_ray", f"runtime.ray.host_workdir={hosts}", cwd=root)
+    dvc(root, "repro", "manifest")
+    return root
+
+
+def copy_of(prepared: Path, name: str) -> Path:
+    dest = prepared.parent / name
+    shutil.copytree(prepared, dest, symlinks=True)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def ray_run(prepared: Path) -> tuple[Path, str]:
+    root = copy_of(prepared, "ray-run")
+    proc = dvc(root, "repro", "train")
+    return root, proc.stdout + proc.stderr
+
+
+def checkpoint_arrays(ckpt: Path) -> dict[str, list[np.ndarray]]:
+    import orbax.checkpoint as ocp
+
+    import jax
+
+    ckptr = ocp.PyTreeCheckpointer()
+    out = {}
+    for item in ("model_params", "optimizer_state"):
+        path = (ckpt / item).resolve()  # saved over 4 devices of 2 processes: read as numpy
+        tree = ckptr.metadata(path).item_metadata.tree
+        args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
+        out[item] = jax_leaves(ckptr.restore(path, restore_args=args))
+    return out
+
+
+def test_dvc_repro_trains_on_two_ray_hosts_as_a_hand_launched_run(ray_run, prepared) -> None:
+    root, log = ray_run
+    # each host's lines reach the head prefixed with the host, and they were two processes
+    for rank in (0, 1):
+        assert f"(train host {rank} pid=" in log, log[-3000:]
+        assert f"runtime: process {rank} of 2;" in log
+    assert "copied the last checkpoint" in log
+    steps = sorted(p.name for p in (root / CKPT).iterdir())
+    assert steps == ["4"]  # the last checkpoint, copied back from runtime.shared_dir
+    assert sorted(p.name for p in (root / SHARED).iterdir() if p.name.isdigit()) == ["2", "4"]
+
+    # dvc.lock was written by the head alone: it pins what came back, and no host saw DVC
+    lock = yaml.safe_load((root / "dvc.lock").read_text())["stages"]["train"]
+    assert {o["path"] for o in lock["outs"]} == {CKPT, "runs/train/live", "runs/train/metrics.json"}
+    assert "Data and pipelines are up to date" in dvc(root, "status", "train").stdout
+    workspaces = list((prepared.parent / "hosts" / "workspaces").glob("*/train-*"))
+    assert len(workspaces) == 2
+    for ws in workspaces:
+        assert not [p for p in ws.rglob("*") if p.name in ("dvc.lock", "params.yaml", ".dvc")]
+
+    # the same run manifest, its two processes launched by hand (JAX_* environment, no Ray)
+    hand = copy_of(prepared, "by-hand")
+    manifest = RunManifest.model_validate(
+        yaml.safe_load((hand / "data/export/run_manifest.yaml").read_text())
+    )
+    manifest = manifest.model_copy(
+        update={"runtime": manifest.runtime.model_copy(update={"launcher": "local"})}
+    )
+    procs = launch(hand, manifest, Path(os.environ["JAX_COMPILATION_CACHE_DIR"]), "hand")
+    finish(procs, hand, "hand")
+    assert (root / "runs/train/metrics.json").read_bytes() == (
+        hand / "runs/train/metrics.json"
+    ).read_bytes()
+    for f in ("loss.tsv", "learning_rate.tsv", "grad_norm.tsv"):
+        rel = f"runs/train/live/plots/metrics/train/{f}"
+        assert (root / rel).read_text() == (hand / rel).read_text(), f
+    a, b = checkpoint_arrays(root / CKPT / "4"), checkpoint_arrays(hand / CKPT / "4")
+    for item in a:
+        assert len(a[item]) == len(b[item]) > 0
+        assert all(np.array_equal(u, v) for u, v in zip(a[item], b[item], strict=True)), item
+
+
+def worker_pid(name: str, deadline_s: float = 60) -> int:
+    """The Ray worker process running the task named `name` (its title is `ray::<name>`)."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        for d in Path("/proc").iterdir():
+            if d.name.isdigit():
+                try:
+                    cmd = (d / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                except OSError:
+                    continue
+                if cmd.startswith(f"ray::{name}"):
+                    return int(d.name)
+        time.sleep(0.05)
+    raise AssertionError(f"no Ray worker runs {name!r}")
+
+
+def wait_for_save(proc: subprocess.Popen, ckpt: Path, step: int) -> None:
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and proc.poll() is None:
+        names = [p.name for p in ckpt.iterdir()] if ckpt.is_dir() else []
+        if any(int(n.split(".")[0]) >= step for n in names if n.split(".")[0].isdigit()):
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"no save of step {step}; dvc exited {proc.poll()}")
+
+
+def test_a_killed_ray_host_stops_the_stage_and_the_rerun_resumes(ray_run, prepared) -> None:
+    root = copy_of(prepared, "killed")
+    proc = subprocess.Popen(
+        [str(BIN / "dvc"), "repro", "train"],
+        cwd=root,
+        env=run_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        pid = worker_pid("train host 1")
+        wait_for_save(proc, root / SHARED, 2)
+        os.kill(pid, signal.SIGKILL)
+        killed_at = time.monotonic()
+        out, _ = proc.communicate(timeout=KILL_TO_EXIT_S + 30)
+        took = time.monotonic() - killed_at
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode != 0, out[-3000:]
+    assert took < KILL_TO_EXIT_S, (took, out[-3000:])
+    assert "error: train: host 1 of 2 (" in out, out[-3000:]
+    assert "every other host was stopped" in out
+    assert not (root / "runs/train/metrics.json").exists()
+
+    again = dvc(root, "repro", "train")
+    text = again.stdout + again.stderr
+    assert "resuming from checkpoint step " in text, text[-3000:]
+    step = int(text.split("resuming from checkpoint step ")[1].split()[0])
+    assert 1 <= step <= 4
+    clean = ray_run[0]
+    assert (root / "runs/train/metrics.json").read_bytes() == (
+        clean / "runs/train/metrics.json"
+    ).read_bytes()
+
+
+LISTENERS = r"""
+import json, os, sys
+from pathlib import Path
+from tunixrt.launch import cluster, driver
+from tunixrt.manifest.schema import RaySection
+
+cfg = RaySection(hosts=2, placement="SPREAD")
+cluster.connect(cfg, 2, driver.runtime_env({}))
+import ray
+res = cluster.reserve(cfg, 2, 60)
+from tunixrt.launch import host
+ray.get([ray.remote(host.probe).options(**res.light_options(i)).remote("/tmp", [])
+         for i in range(2)])
+
+def tree(pid):
+    kids = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            kids.setdefault(ppid, []).append(int(d.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo += kids.get(p, [])
+    return out
+
+def sockets(pids):
+    inodes = {}
+    for pid in pids:
+        try:
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
+            name = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].decode()
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                link = os.readlink(fd)
+            except OSError:
+                continue
+            if link.startswith("socket:["):
+                inodes[link[8:-1]] = name
+    found = []
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            f = line.split()
+            if f[3] == "0A" and f[9] in inodes:  # LISTEN
+                found.append([table, f[1], inodes[f[9]]])
+    return found
+
+print("LISTENERS " + json.dumps(sockets(tree(os.getpid()))), flush=True)
+res.release()
+ray.shutdown()
+"""
+LOOPBACK_V4 = "0100007F"  # 127.0.0.1 as /proc/net/tcp writes it
+LOOPBACK_V6 = ("0000000000000000FFFF00000100007F", "00000000000000000000000001000000")
+
+
+def test_the_test_cluster_listens_on_loopback_only(tmp_path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", LISTENERS],
+        cwd=REPO,
+        env={k: v for k, v in env().items() if not k.startswith("RAY_")},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    found = json.loads(proc.stdout.split("LISTENERS ", 1)[1].splitlines()[0])
+    names = {name for _, _, name in found}
+    # the GCS, the raylet and the workers listen; no dashboard, no client server
+    assert len(found) >= 4 and any("gcs_server" in n for n in names), found
+    assert not [n for n in names if "dashboard" in n or "client" in n], names
+    for table, local, name in found:
+        addr = local.split(":")[0]
+        assert addr in ((LOOPBACK_V4,) if table == "tcp" else LOOPBACK_V6), (name, local)
