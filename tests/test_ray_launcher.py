@@ -76,9 +76,8 @@ def ray_run(prepared: Path) -> tuple[Path, str]:
 
 
 def checkpoint_arrays(ckpt: Path) -> dict[str, list[np.ndarray]]:
-    import orbax.checkpoint as ocp
-
     import jax
+    import orbax.checkpoint as ocp
 
     ckptr = ocp.PyTreeCheckpointer()
     out = {}
