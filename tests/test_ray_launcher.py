@@ -95,7 +95,7 @@ def test_dvc_repro_trains_on_two_ray_hosts_as_a_hand_launched_run(ray_run, prepa
     for rank in (0, 1):
         assert f"(train host {rank} pid=" in log, log[-3000:]
         assert f"runtime: process {rank} of 2;" in log
-    assert "copied the last checkpoint" in log
+    assert f"copying the last checkpoint from {root / SHARED} to {CKPT}" in log
     steps = sorted(p.name for p in (root / CKPT).iterdir())
     assert steps == ["4"]  # the last checkpoint, copied back from runtime.shared_dir
     assert sorted(p.name for p in (root / SHARED).iterdir() if p.name.isdigit()) == ["2", "4"]
@@ -274,3 +274,36 @@ def test_the_test_cluster_listens_on_loopback_only(tmp_path) -> None:
     for table, local, name in found:
         addr = local.split(":")[0]
         assert addr in ((LOOPBACK_V4,) if table == "tcp" else LOOPBACK_V6), (name, local)
+
+
+LOCAL_EVAL = """
+import sys
+from pathlib import Path
+sys.modules["torch"] = None
+from tunixrt.evaluate.config import EvalConfig
+from tunixrt.evaluate.stage import evaluate
+from tunixrt.manifest.load import load_run_manifest
+from tunixrt.params import load_params
+from tunixrt.train.runtime import single_host
+root = Path.cwd()
+cfg = EvalConfig.model_validate(load_params(root)["eval"])
+evaluate(single_host(load_run_manifest(root)), cfg, root)
+"""
+
+
+def test_evaluate_runs_on_one_ray_host_as_it_does_here(ray_run, prepared) -> None:
+    root, _ = ray_run
+    local = copy_of(root, "eval-here")
+    proc = dvc(root, "repro", "evaluate")
+    log = proc.stdout + proc.stderr
+    assert "evaluate: runs on one host (one process), with that host's devices" in log
+    assert "(evaluate host 0 pid=" in log and "(evaluate host 1" not in log
+    # the same evaluation in this machine's own process, on the checkpoint that came back
+    here = subprocess.run(
+        [sys.executable, "-c", LOCAL_EVAL], cwd=local, env=run_env(), capture_output=True, text=True
+    )
+    assert here.returncode == 0, here.stderr[-3000:]
+    for rel in ("runs/eval/predictions.jsonl", "runs/eval/metrics.json"):
+        assert (root / rel).read_bytes() == (local / rel).read_bytes(), rel
+    metrics = json.loads((root / "runs/eval/metrics.json").read_text())
+    assert metrics["before"]["n"] == metrics["after"]["n"] > 0

@@ -55,7 +55,13 @@ def connect(cfg: RaySection, hosts: int, runtime_env: dict[str, Any]) -> str:
         os.environ.setdefault(k, v)
     if cfg.address is None:
         os.environ.update(LOOPBACK)  # read when ray is first imported
-    import ray
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError(
+            "runtime.launcher: ray needs Ray: install tunixrt's `ray` extra the way tunixrt was "
+            "installed (e.g. `pip install -e '.[train,ray]'` in a checkout)"
+        ) from None
 
     if "ray._private.ray_constants" in sys.modules:
         from ray._private import ray_constants

@@ -20,11 +20,12 @@ import signal
 import socket
 import sys
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from tunixrt.errors import HostFailedError
+from tunixrt.errors import ConfigError, HostFailedError
 from tunixrt.launch import cluster, files, host
 from tunixrt.manifest.schema import RunManifest
 from tunixrt.paths import CHECKPOINTS
@@ -109,80 +110,116 @@ def _launch(
         rel: files.sha256_file(root / rel)
         for rel in files.stage_inputs(stage, manifest, params, root)
     }
-    probe = ray.remote(max_retries=0)(host.probe)
-    probes = ray.get(
-        [
-            probe.options(**res.light_options(i)).remote(workdir, sorted(set(inputs.values())))
-            for i in range(res.hosts)
-        ]
-    )
-    # ranks: a TPU slice's worker ids where every host has one (JAX's device order follows
-    # them), else the bundles' order
-    order = list(range(res.hosts))
-    if all(p["tpu_worker_id"] is not None for p in probes):
-        order.sort(key=lambda i: probes[i]["tpu_worker_id"])
-    lead = probes[order[0]]
-    peers_at = f"{lead['ip']}:{lead['port']}"
+    probes, order = _probe(res, workdir, inputs)
+    names = _names(probes, order)
     _say(
-        stage,
-        f"{res.hosts} host(s) on the Ray cluster at {address}: "
-        + ", ".join(
-            f"host {r} = {probes[i]['hostname']} ({probes[i]['ip']})" for r, i in enumerate(order)
-        ),
+        stage, f"{res.hosts} host(s) on the Ray cluster at {address}: " + ", ".join(names.values())
     )
-    by_path = {sha: rel for rel, sha in inputs.items()}
-    lacking = sorted({sha for p in probes for sha in p["missing"]})
-    refs = {sha: [ray.put(c) for c in files.file_chunks(root / by_path[sha])] for sha in lacking}
-    if lacking:
-        size = sum((root / by_path[s]).stat().st_size for s in lacking)
-        _say(stage, f"sending {len(lacking)} input file(s), {size / 2**20:.1f} MiB, to the hosts")
-
+    blobs = _send_inputs(stage, root, inputs, probes)
     shared = _resolve(rt.shared_dir, root) if rt.shared_dir else None
+    if shared and res.hosts > 1:
+        _check_shared(shared, res, order, names)
     ckpt = f"{shared}/{manifest.output.output_dir}/{CHECKPOINTS}" if shared else None
     pipeline = hashlib.sha256(f"{socket.gethostname()}:{root.resolve()}".encode()).hexdigest()
+    lead = probes[order[0]]
     runner = ray.remote(max_retries=0, max_calls=1)(host.run)
     tasks: dict[Any, int] = {}
+    jobs: dict[int, host.HostJob] = {}
     for rank, i in enumerate(order):
-        job = host.HostJob(
+        jobs[rank] = host.HostJob(
             stage=stage,
             rank=rank,
             hosts=res.hosts,
             params=dict(params),
             files=inputs,
-            blobs={sha: refs[sha] for sha in probes[i]["missing"]},
+            blobs={sha: blobs[sha] for sha in probes[i]["missing"]},
             workdir=workdir,
             workspace=f"{workdir}/workspaces/{pipeline[:16]}/{stage}-{rank}",
-            peers=Peers(peers_at, res.hosts, rank) if res.hosts > 1 else None,
+            peers=(
+                Peers(f"{lead['ip']}:{lead['port']}", res.hosts, rank) if res.hosts > 1 else None
+            ),
             checkpoints=ckpt if stage == "train" else None,
             libraries=dict(manifest.libraries),
         )
         opts = {**res.task_options(i), "name": f"{stage} host {rank}"}
-        tasks[runner.options(**opts).remote(job)] = rank
-    names = {
-        rank: f"host {rank} of {res.hosts} ({probes[i]['hostname']}, {probes[i]['ip']})"
-        for rank, i in enumerate(order)
-    }
+        tasks[runner.options(**opts).remote(jobs[rank])] = rank
     results = _watch(stage, tasks, names, ckpt)
-    first = next(r for r in results.values() if r["process_index"] == 0)
-    rank0 = next(rank for rank, r in results.items() if r is first)
-    outs = files.stage_outputs(stage)
-    files.replace_outputs(root, outs)
+    rank0 = next(rank for rank, r in results.items() if r["process_index"] == 0)
+    first, near = results[rank0], res.light_options(order[rank0])
+    files.replace_outputs(root, files.stage_outputs(stage))
     for rel, data in first["small"].items():
         files.write_output(root, rel, [data])
     items = list(first["large"])
-    if stage == "train" and ckpt is not None:
-        lister = ray.remote(max_retries=0)(host.latest_step_files).options(
-            **res.light_options(order[rank0])
-        )
+    if stage == "train":  # the last checkpoint: from runtime.shared_dir, or the host's workspace
         as_rel = f"{manifest.output.output_dir}/{CHECKPOINTS}"
-        items += ray.get(lister.remote(ckpt, as_rel))
+        source = ckpt or f"{jobs[rank0].workspace}/{as_rel}"
+        lister = ray.remote(max_retries=0)(host.latest_step_files).options(**near)
+        items += ray.get(lister.remote(source, as_rel))
         files.replace_outputs(root, [as_rel])
+        _say(stage, f"copying the last checkpoint from {source} to {as_rel}")
     if items:
-        _fetch(stage, items, res.light_options(order[rank0]), root)
-    if stage == "train" and ckpt is not None:
-        _say(
-            stage,
-            f"copied the last checkpoint from {ckpt} to {manifest.output.output_dir}/{CHECKPOINTS}",
+        _fetch(stage, items, near, root)
+
+
+def _probe(
+    res: cluster.Reservation, workdir: str, inputs: Mapping[str, str]
+) -> tuple[list[dict[str, Any]], list[int]]:
+    """What each bundle's host says of itself, and the bundles in rank order: a TPU slice's
+    worker ids where every host has one (JAX's device order follows them), else as reserved."""
+    import ray
+
+    probe = ray.remote(max_retries=0)(host.probe)
+    digests = sorted(set(inputs.values()))
+    probes = ray.get(
+        [probe.options(**res.light_options(i)).remote(workdir, digests) for i in range(res.hosts)]
+    )
+    order = list(range(res.hosts))
+    if all(p["tpu_worker_id"] is not None for p in probes):
+        order.sort(key=lambda i: probes[i]["tpu_worker_id"])
+    return probes, order
+
+
+def _send_inputs(
+    stage: str, root: Path, inputs: Mapping[str, str], probes: list[dict[str, Any]]
+) -> dict[str, list[Any]]:
+    """Object refs of the chunks of every input some host lacks (each host fetches its own)."""
+    import ray
+
+    by_digest = {sha: rel for rel, sha in inputs.items()}
+    lacking = sorted({sha for p in probes for sha in p["missing"]})
+    if lacking:
+        size = sum((root / by_digest[s]).stat().st_size for s in lacking)
+        _say(stage, f"sending {len(lacking)} input file(s), {size / 2**20:.1f} MiB, to the hosts")
+    return {sha: [ray.put(c) for c in files.file_chunks(root / by_digest[sha])] for sha in lacking}
+
+
+def _names(probes: list[dict[str, Any]], order: list[int]) -> dict[int, str]:
+    n = len(order)
+    return {
+        rank: f"host {rank} of {n} ({probes[i]['hostname']}, {probes[i]['ip']})"
+        for rank, i in enumerate(order)
+    }
+
+
+def _check_shared(
+    shared: str, res: cluster.Reservation, order: list[int], names: dict[int, str]
+) -> None:
+    """Host 0 writes a file in runtime.shared_dir; every other host must read it back (a
+    folder that is not shared would leave each host with part of every checkpoint)."""
+    import ray
+
+    nonce = uuid.uuid4().hex
+    mark = ray.remote(max_retries=0)(host.mark_shared)
+    sees = ray.remote(max_retries=0)(host.sees_shared)
+    ray.get(mark.options(**res.light_options(order[0])).remote(shared, nonce))
+    seen = ray.get([sees.options(**res.light_options(i)).remote(shared, nonce) for i in order[1:]])
+    ray.get(sees.options(**res.light_options(order[0])).remote(shared, nonce, True))
+    blind = [names[rank] for rank, ok in enumerate(seen, start=1) if not ok]
+    if blind:
+        raise ConfigError(
+            f"runtime.shared_dir: {shared}: {', '.join(blind)} does not see the file "
+            f"{names[0]} wrote there; it must be one folder every host sees (a shared mount or "
+            "a gs:// bucket)"
         )
 
 

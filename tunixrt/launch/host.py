@@ -146,3 +146,25 @@ def send_files(items: list[tuple[str, str]]) -> Any:
             yield rel, chunk
         if empty:
             yield rel, b""
+
+
+SHARED_CHECK = ".tunixrt-shared-check"
+
+
+def mark_shared(shared: str, nonce: str) -> None:
+    from etils import epath
+
+    path = epath.Path(shared) / SHARED_CHECK / nonce
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(nonce)
+
+
+def sees_shared(shared: str, nonce: str, remove: bool = False) -> bool:
+    """Whether this host reads what host 0 wrote in runtime.shared_dir."""
+    from etils import epath
+
+    path = epath.Path(shared) / SHARED_CHECK / nonce
+    seen = path.exists() and path.read_text() == nonce
+    if remove and seen:
+        path.unlink()
+    return seen

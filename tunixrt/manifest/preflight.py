@@ -47,6 +47,29 @@ def check_eval_sets(cfg: EvalConfig, root: Path) -> None:
             )
 
 
+def check_launcher(runtime: RuntimeSection) -> None:
+    """runtime.launcher ray: what the hosts need to find before a run can start."""
+    if runtime.launcher != "ray":
+        return
+    ray = runtime.ray
+    if (ray.tpu is not None or ray.hosts > 1) and not runtime.shared_dir:
+        raise ConfigError(
+            "runtime.shared_dir: a training run on several Ray hosts writes its checkpoints to "
+            "one folder every host sees; set it to a mount they share or a bucket, e.g. "
+            "-S runtime.shared_dir=gs://BUCKET/tunixrt (docs/multihost.md)"
+        )
+    if ray.address is not None:  # another machine's hosts: no path relative to this root
+        for key, value in (
+            ("shared_dir", runtime.shared_dir),
+            ("ray.host_workdir", ray.host_workdir),
+        ):
+            if value and "://" not in value and not value.startswith(("/", "~")):
+                raise ConfigError(
+                    f"runtime.{key}: {value!r} is relative to this pipeline root, which the "
+                    "hosts of a cluster do not see; give an absolute path (or a gs:// URL)"
+                )
+
+
 def preflight(
     model: ModelSection,
     training: TrainingSection,
@@ -57,6 +80,7 @@ def preflight(
     tokenizer_file(model, root)
     checkpoint_dir(model, root)
     check_batch_fits_mesh(training, runtime)
+    check_launcher(runtime)
     check_eval_sets(eval_cfg, root)
 
 

@@ -326,11 +326,6 @@ class RuntimeSection(_Strict):
         several = self.ray.tpu is not None or self.ray.hosts > 1
         if several and not self.multi_host:
             raise ValueError("launcher ray with several hosts needs multi_host: true")
-        if several and not self.shared_dir:
-            raise ValueError(
-                "launcher ray with several hosts needs shared_dir: a folder every host sees "
-                "(a mount or a gs:// URL), where the checkpoints go"
-            )
         if self.multi_host and not several:
             raise ValueError("launcher ray with multi_host: true needs ray.hosts > 1 or ray.tpu")
         return self
