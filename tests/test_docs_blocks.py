@@ -144,13 +144,13 @@ def sweep(overrides: list[str]) -> list[list[str]]:
 
 def compose_checked(root: Path, override_sets: list[list[str]]) -> None:
     """Compose each set as `dvc exp run -S` would (sweeps expanded), validate it as tunixrt
-    compose does, and check the batch against the mesh as the manifest stage does before
-    training; one Hydra session for them all (a fresh one per set costs three times as much)."""
+    compose does, and check the batch against the mesh (and a Ray run's shared folder) as the manifest
+    stage does before training; one Hydra session for them all (a fresh one per set costs three times as much)."""
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
     from tunixrt.compose import _validate
-    from tunixrt.manifest.preflight import check_batch_fits_mesh
+    from tunixrt.manifest.preflight import check_batch_fits_mesh, check_launcher
     from tunixrt.manifest.schema import RuntimeSection, TrainingSection
     from tunixrt.validation import validate_config
 
@@ -162,10 +162,12 @@ def compose_checked(root: Path, override_sets: list[list[str]]) -> None:
                 OmegaConf.resolve(cfg)
                 params = OmegaConf.to_container(cfg)
                 _validate(params, combo)  # type: ignore[arg-type]
+                runtime = validate_config(RuntimeSection, params["runtime"], "runtime")  # type: ignore[index]
                 check_batch_fits_mesh(
                     validate_config(TrainingSection, params["train"], "train"),  # type: ignore[index]
-                    validate_config(RuntimeSection, params["runtime"], "runtime"),  # type: ignore[index]
+                    runtime,
                 )
+                check_launcher(runtime)
             except Exception as exc:
                 raise AssertionError(f"{list(combo)}: {exc}") from None
 

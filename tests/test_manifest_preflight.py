@@ -79,6 +79,21 @@ def test_a_batch_the_mesh_cannot_split_is_refused(root: Path) -> None:
     build_run_manifest(params(train={"batch_size": 64}, **mesh), root)  # a multiple: fine
 
 
+def test_a_ray_run_on_several_hosts_needs_a_shared_dir_the_cluster_can_see(root: Path) -> None:
+    import yaml
+    from conftest import REPO
+
+    pod = yaml.safe_load((REPO / "tunixrt/conf/runtime/tpu_pod_ray.yaml").read_text())
+    pod["mesh_shape"] = [1, 1]  # the tiny model's batch of 8
+    with pytest.raises(ConfigError, match=r"runtime\.shared_dir: a training run on several Ray"):
+        build_run_manifest(params(runtime=pod), root)
+    relative = {**pod, "shared_dir": "shared"}
+    with pytest.raises(ConfigError, match=r"runtime\.shared_dir: 'shared' is relative to this"):
+        build_run_manifest(params(runtime=relative), root)
+    m = build_run_manifest(params(runtime={**pod, "shared_dir": "gs://bucket/tunixrt"}), root)
+    assert m.runtime.ray.tpu is not None and m.runtime.launcher == "ray"
+
+
 def test_the_stage_exits_2_naming_the_key(root: Path) -> None:
     (root / "params.yaml").write_text(
         "model: {model_id: g, family: gemma3, preset: gemma3_1b, checkpoint_path: models/x}\n"
