@@ -195,7 +195,13 @@ def run(params: Mapping[str, Any], root: Path) -> None:
     cfg = validate_config(PublishConfig, params.get("publish", {}), "publish")
     rl = validate_config(RLConfig, params.get("rl", {}), "rl")
     require_training_extras()
-    published = publish(load_run_manifest(root), cfg, rl, root)
+    manifest = load_run_manifest(root)
+    if manifest.runtime.launcher == "ray":  # it decodes nothing: the head's devices will do
+        from tunixrt.train.runtime import single_host
+
+        print("publish: runs here, on the head, in one process", file=sys.stderr)
+        manifest = single_host(manifest, any_platform=True)
+    published = publish(manifest, cfg, rl, root)
     print(
         f"publish: the {published.policy} policy ({published.weights}, {published.dtype}) in "
         f"the Hugging Face layout -> {PUBLISH_DIR}/ ({', '.join(published.files)})",

@@ -134,16 +134,20 @@ def _exit_at_once_on_errors(index: int, count: int) -> None:
     sys.excepthook = hook
 
 
-def single_host(manifest: RunManifest) -> RunManifest:
+def single_host(manifest: RunManifest, *, any_platform: bool = False) -> RunManifest:
     """The manifest with one process and a mesh of this host's devices (its tp size kept where
-    it divides them): how the Ray launcher runs rl and evaluate, on one host of the cluster."""
+    it divides them): how the Ray launcher runs rl and evaluate, on one host of the cluster.
+    `any_platform`: whatever devices this machine has (publish, on the head of a TPU cluster)."""
     rt = manifest.runtime.model_copy(update={"multi_host": False, "launcher": "local"})
     configure_platform(rt)
     import jax
 
     local, tp = jax.local_device_count(), rt.mesh_shape[1]
     shape = [local // tp, tp] if local % tp == 0 else [local, 1]
-    return manifest.model_copy(update={"runtime": rt.model_copy(update={"mesh_shape": shape})})
+    update: dict[str, object] = {"mesh_shape": shape}
+    if any_platform:
+        update["platform"] = jax.devices()[0].platform
+    return manifest.model_copy(update={"runtime": rt.model_copy(update=update)})
 
 
 def make_mesh(rt: RuntimeSection) -> jax.sharding.Mesh:
