@@ -144,8 +144,9 @@ def sweep(overrides: list[str]) -> list[list[str]]:
 
 def compose_checked(root: Path, override_sets: list[list[str]]) -> None:
     """Compose each set as `dvc exp run -S` would (sweeps expanded), validate it as tunixrt
-    compose does, and check the batch against the mesh (and a Ray run's shared folder) as the manifest
-    stage does before training; one Hydra session for them all (a fresh one per set costs three times as much)."""
+    compose does, and check the batch against the mesh (and a Ray run's shared folder) as the
+    manifest stage does before training; one Hydra session for them all (a fresh one per set
+    costs three times as much)."""
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
 
