@@ -23,10 +23,11 @@ demo: install
 	@cat runs/report.md
 
 # The suite on TEST_WORKERS processes (pytest-xdist), a test file to a process so that the
-# fixtures a file shares (a pipeline run, a built wheel) are made once.
+# fixtures a file shares (a pipeline run, a built wheel) are made once; the slowest files first
+# (tests/conftest.py), in that order.
 TEST_WORKERS ?= 2
 test: install
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 # The CI reproducibility check: params.yaml vs conf/, a fresh clone's `dvc repro`, dvc.lock hashes,
 # repeat runs, model metrics vs the committed ones. VERIFY_ARGS=--data-only skips train/evaluate.
