@@ -1,0 +1,50 @@
+"""Preference pairs: a right attempt against a wrong one, chosen by the seed alone."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tunixrt.preference.pairs import Attempt, judge, pair_attempts
+
+ATTEMPTS = st.lists(
+    st.builds(Attempt, text=st.sampled_from([f"t{i}" for i in range(8)]), correct=st.booleans()),
+    max_size=12,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(attempts=ATTEMPTS, seed=st.integers(0, 3), max_pairs=st.integers(1, 4))
+def test_pairs_join_a_right_attempt_and_a_wrong_one_and_depend_on_the_seed_alone(
+    attempts: list[Attempt], seed: int, max_pairs: int
+) -> None:
+    pairs = pair_attempts("p1", "prompt", attempts, seed=seed, max_pairs=max_pairs)
+    right = {a.text for a in attempts if a.correct}
+    wrong = {a.text for a in attempts if not a.correct}
+    for p in pairs:  # a text judged both ways is never used
+        assert p.chosen in right - wrong and p.rejected in wrong - right
+    assert len({p.chosen for p in pairs}) == len({p.rejected for p in pairs}) == len(pairs)
+    assert len(pairs) == min(max_pairs, len(right - wrong), len(wrong - right))
+    # the same pairs whatever order the attempts come in
+    again = pair_attempts("p1", "prompt", attempts[::-1], seed=seed, max_pairs=max_pairs)
+    assert again == pairs
+
+
+def test_the_seed_and_the_problem_choose_which_attempts_pair() -> None:
+    attempts = [Attempt(text=f"r{i}", correct=True) for i in range(6)]
+    attempts += [Attempt(text=f"w{i}", correct=False) for i in range(6)]
+    chosen = {
+        (seed, pid): pair_attempts(pid, "q", attempts, seed=seed)[0].chosen
+        for seed in range(4)
+        for pid in ("a", "b")
+    }
+    assert len(set(chosen.values())) > 1
+
+
+def test_the_verifier_is_evaluate_parser_and_exact_match() -> None:
+    completions = [
+        "Reasoning:\n1. 15 + 27 = 42\nAnswer: 42",
+        "Reasoning:\n1. 15 + 27 = 41\nAnswer: 41",
+        "forty-two",
+    ]
+    assert judge("numbered", completions, "42") == [True, False, False]

@@ -1,0 +1,1 @@
+"""Preference optimisation after SFT (DPO, ORPO): pairs of a right and a wrong answer."""
