@@ -2,11 +2,12 @@
 
 The cluster is the one tunixrt starts for a test (runtime=cpu_ray, `runtime.ray.address:
 null`): this machine alone, loopback only; its two Ray worker processes stand in for two hosts
-(CPU, gloo collectives). One chain of workspaces copied from one prepared pipeline:
-- the Ray run trains the smoke preset; a two-process run launched by hand from the same run
-  manifest ends on the same metrics and the same weights;
-- a Ray run whose host 1 is killed at a save stops within 60 s naming the host; the next
-  `dvc repro` resumes from the last complete checkpoint and ends as the uninterrupted run.
+(CPU, gloo collectives). One chain, on the smoke preset:
+- `dvc repro` trains through Ray; host 1's Ray worker is killed at a checkpoint save: the stage
+  stops within 60 s, non-zero, naming the host;
+- the next `dvc repro` resumes from the last complete checkpoint and ends with the metrics,
+  curves and weights of the same two processes launched by hand from the same run manifest,
+  never interrupted.
 """
 
 from __future__ import annotations
@@ -32,10 +33,8 @@ from tunixrt.manifest.schema import RunManifest
 pytest.importorskip("ray", reason="the Ray launcher needs tunixrt's `ray` extra")
 
 CKPT = "runs/train/checkpoints"
-SHARED = ".tunixrt/shared/runs/train/checkpoints"
+SHARED = ".tunixrt/shared/runs/train/checkpoints"  # then one folder per configuration
 KILL_TO_EXIT_S = 60
-
-
 # as test_train_multihost_failure.launch runs its processes (the hand-launched reference)
 XLA_FLAGS = "--xla_cpu_multi_thread_eigen=false"
 
@@ -68,69 +67,6 @@ def copy_of(prepared: Path, name: str) -> Path:
     return dest
 
 
-@pytest.fixture(scope="module")
-def ray_run(prepared: Path) -> tuple[Path, str]:
-    root = copy_of(prepared, "ray-run")
-    proc = dvc(root, "repro", "train")
-    return root, proc.stdout + proc.stderr
-
-
-def checkpoint_arrays(ckpt: Path) -> dict[str, list[np.ndarray]]:
-    import jax
-    import orbax.checkpoint as ocp
-
-    ckptr = ocp.PyTreeCheckpointer()
-    out = {}
-    for item in ("model_params", "optimizer_state"):
-        path = (ckpt / item).resolve()  # saved over 4 devices of 2 processes: read as numpy
-        tree = ckptr.metadata(path).item_metadata.tree
-        args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
-        out[item] = jax_leaves(ckptr.restore(path, restore_args=args))
-    return out
-
-
-def test_dvc_repro_trains_on_two_ray_hosts_as_a_hand_launched_run(ray_run, prepared) -> None:
-    root, log = ray_run
-    # each host's lines reach the head prefixed with the host, and they were two processes
-    for rank in (0, 1):
-        assert f"(train host {rank} pid=" in log, log[-3000:]
-        assert f"runtime: process {rank} of 2;" in log
-    assert f"copying the last checkpoint from {root / SHARED} to {CKPT}" in log
-    steps = sorted(p.name for p in (root / CKPT).iterdir())
-    assert steps == ["4"]  # the last checkpoint, copied back from runtime.shared_dir
-    assert sorted(p.name for p in (root / SHARED).iterdir() if p.name.isdigit()) == ["2", "4"]
-
-    # dvc.lock was written by the head alone: it pins what came back, and no host saw DVC
-    lock = yaml.safe_load((root / "dvc.lock").read_text())["stages"]["train"]
-    assert {o["path"] for o in lock["outs"]} == {CKPT, "runs/train/live", "runs/train/metrics.json"}
-    assert "Data and pipelines are up to date" in dvc(root, "status", "train").stdout
-    workspaces = list((prepared.parent / "hosts" / "workspaces").glob("*/train-*"))
-    assert len(workspaces) == 2
-    for ws in workspaces:
-        assert not [p for p in ws.rglob("*") if p.name in ("dvc.lock", "params.yaml", ".dvc")]
-
-    # the same run manifest, its two processes launched by hand (JAX_* environment, no Ray)
-    hand = copy_of(prepared, "by-hand")
-    manifest = RunManifest.model_validate(
-        yaml.safe_load((hand / "data/export/run_manifest.yaml").read_text())
-    )
-    manifest = manifest.model_copy(
-        update={"runtime": manifest.runtime.model_copy(update={"launcher": "local"})}
-    )
-    procs = launch(hand, manifest, Path(os.environ["JAX_COMPILATION_CACHE_DIR"]), "hand")
-    finish(procs, hand, "hand")
-    assert (root / "runs/train/metrics.json").read_bytes() == (
-        hand / "runs/train/metrics.json"
-    ).read_bytes()
-    for f in ("loss.tsv", "learning_rate.tsv", "grad_norm.tsv"):
-        rel = f"runs/train/live/plots/metrics/train/{f}"
-        assert (root / rel).read_text() == (hand / rel).read_text(), f
-    a, b = checkpoint_arrays(root / CKPT / "4"), checkpoint_arrays(hand / CKPT / "4")
-    for item in a:
-        assert len(a[item]) == len(b[item]) > 0
-        assert all(np.array_equal(u, v) for u, v in zip(a[item], b[item], strict=True)), item
-
-
 def worker_pid(name: str, deadline_s: float = 60) -> int:
     """The Ray worker process running the task named `name` (its title is `ray::<name>`)."""
     end = time.monotonic() + deadline_s
@@ -147,18 +83,28 @@ def worker_pid(name: str, deadline_s: float = 60) -> int:
     raise AssertionError(f"no Ray worker runs {name!r}")
 
 
-def wait_for_save(proc: subprocess.Popen, ckpt: Path, step: int) -> None:
+def shared_steps(root: Path) -> Path | None:
+    """The configuration's checkpoint folder in runtime.shared_dir, once there is one."""
+    folders = list((root / SHARED).iterdir()) if (root / SHARED).is_dir() else []
+    assert len(folders) <= 1, folders
+    return folders[0] if folders else None
+
+
+def wait_for_save(proc: subprocess.Popen, root: Path, step: int) -> None:
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and proc.poll() is None:
-        names = [p.name for p in ckpt.iterdir()] if ckpt.is_dir() else []
+        ckpt = shared_steps(root)
+        names = [p.name for p in ckpt.iterdir()] if ckpt is not None else []
         if any(int(n.split(".")[0]) >= step for n in names if n.split(".")[0].isdigit()):
             return
         time.sleep(0.01)
     raise AssertionError(f"no save of step {step}; dvc exited {proc.poll()}")
 
 
-def test_a_killed_ray_host_stops_the_stage_and_the_rerun_resumes(ray_run, prepared) -> None:
-    root = copy_of(prepared, "killed")
+@pytest.fixture(scope="module")
+def ray_run(prepared: Path) -> dict:
+    """`dvc repro train` through Ray, host 1 killed at the step-2 save; then `dvc repro` again."""
+    root = copy_of(prepared, "ray-run")
     proc = subprocess.Popen(
         [str(BIN / "dvc"), "repro", "train"],
         cwd=root,
@@ -169,30 +115,100 @@ def test_a_killed_ray_host_stops_the_stage_and_the_rerun_resumes(ray_run, prepar
     )
     try:
         pid = worker_pid("train host 1")
-        wait_for_save(proc, root / SHARED, 2)
+        wait_for_save(proc, root, 2)
         os.kill(pid, signal.SIGKILL)
         killed_at = time.monotonic()
-        out, _ = proc.communicate(timeout=KILL_TO_EXIT_S + 30)
+        killed_log, _ = proc.communicate(timeout=KILL_TO_EXIT_S + 30)
         took = time.monotonic() - killed_at
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode != 0, out[-3000:]
-    assert took < KILL_TO_EXIT_S, (took, out[-3000:])
+    metrics_after_kill = (root / "runs/train/metrics.json").exists()
+    again = dvc(root, "repro", "train")
+    return {
+        "root": root,
+        "killed_rc": proc.returncode,
+        "killed_took": took,
+        "killed_log": killed_log,
+        "metrics_after_kill": metrics_after_kill,
+        "log": again.stdout + again.stderr,
+    }
+
+
+@pytest.fixture(scope="module")
+def by_hand(prepared: Path) -> Path:
+    """The same run manifest, its two processes launched by hand (JAX_* environment, no Ray)."""
+    hand = copy_of(prepared, "by-hand")
+    manifest = RunManifest.model_validate(
+        yaml.safe_load((hand / "data/export/run_manifest.yaml").read_text())
+    )
+    manifest = manifest.model_copy(
+        update={"runtime": manifest.runtime.model_copy(update={"launcher": "local"})}
+    )
+    procs = launch(hand, manifest, Path(os.environ["JAX_COMPILATION_CACHE_DIR"]), "hand")
+    finish(procs, hand, "hand")
+    return hand
+
+
+def checkpoint_arrays(ckpt: Path) -> dict[str, list[np.ndarray]]:
+    import jax
+    import orbax.checkpoint as ocp
+
+    ckptr = ocp.PyTreeCheckpointer()
+    out = {}
+    for item in ("model_params", "optimizer_state"):
+        path = (ckpt / item).resolve()  # saved over 4 devices of 2 processes: read as numpy
+        tree = ckptr.metadata(path).item_metadata.tree
+        args = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), tree)
+        out[item] = jax_leaves(ckptr.restore(path, restore_args=args))
+    return out
+
+
+def test_a_killed_ray_host_stops_the_stage_within_60_s_naming_it(ray_run) -> None:
+    out = ray_run["killed_log"]
+    assert ray_run["killed_rc"] != 0, out[-3000:]
+    assert ray_run["killed_took"] < KILL_TO_EXIT_S, (ray_run["killed_took"], out[-3000:])
     assert "error: train: host 1 of 2 (" in out, out[-3000:]
     assert "every other host was stopped" in out
-    assert not (root / "runs/train/metrics.json").exists()
+    assert not ray_run["metrics_after_kill"]
 
-    again = dvc(root, "repro", "train")
-    text = again.stdout + again.stderr
-    assert "resuming from checkpoint step " in text, text[-3000:]
-    step = int(text.split("resuming from checkpoint step ")[1].split()[0])
-    assert 1 <= step <= 4
-    clean = ray_run[0]
+
+def test_the_rerun_resumes_and_ends_as_a_hand_launched_uninterrupted_run(
+    ray_run, by_hand, prepared
+) -> None:
+    root, log = ray_run["root"], ray_run["log"]
+    assert "resuming from checkpoint step " in log, log[-3000:]
+    assert 1 <= int(log.split("resuming from checkpoint step ")[1].split()[0]) <= 4
+    # each host's lines reach the head prefixed with the host, and they were two processes
+    for rank in (0, 1):
+        assert f"(train host {rank} pid=" in log, log[-3000:]
+        assert f"runtime: process {rank} of 2;" in log
+    shared = shared_steps(root)
+    assert shared is not None
+    assert f"copying the last checkpoint from {shared} to {CKPT}" in log
+    assert sorted(p.name for p in (root / CKPT).iterdir()) == ["4"]  # the last one, copied back
+    assert sorted(p.name for p in shared.iterdir() if p.name.isdigit()) == ["2", "4"]
+
+    # dvc.lock was written by the head alone: it pins what came back, and no host saw DVC
+    lock = yaml.safe_load((root / "dvc.lock").read_text())["stages"]["train"]
+    assert {o["path"] for o in lock["outs"]} == {CKPT, "runs/train/live", "runs/train/metrics.json"}
+    assert "Data and pipelines are up to date" in dvc(root, "status", "train").stdout
+    workspaces = list((prepared.parent / "hosts" / "workspaces").glob("*/train-*"))
+    assert len(workspaces) == 2
+    for ws in workspaces:
+        assert not [p for p in ws.rglob("*") if p.name in ("dvc.lock", "params.yaml", ".dvc")]
+
     assert (root / "runs/train/metrics.json").read_bytes() == (
-        clean / "runs/train/metrics.json"
+        by_hand / "runs/train/metrics.json"
     ).read_bytes()
+    for f in ("loss.tsv", "learning_rate.tsv", "grad_norm.tsv"):
+        rel = f"runs/train/live/plots/metrics/train/{f}"
+        assert (root / rel).read_text() == (by_hand / rel).read_text(), f
+    a, b = checkpoint_arrays(root / CKPT / "4"), checkpoint_arrays(by_hand / CKPT / "4")
+    for item in a:
+        assert len(a[item]) == len(b[item]) > 0
+        assert all(np.array_equal(u, v) for u, v in zip(a[item], b[item], strict=True)), item
 
 
 LISTENERS = r"""
@@ -292,7 +308,7 @@ evaluate(single_host(load_run_manifest(root)), cfg, root)
 
 
 def test_evaluate_runs_on_one_ray_host_as_it_does_here(ray_run, prepared) -> None:
-    root, _ = ray_run
+    root = ray_run["root"]
     local = copy_of(root, "eval-here")
     proc = dvc(root, "repro", "evaluate")
     log = proc.stdout + proc.stderr

@@ -212,11 +212,13 @@ def run(params: Mapping[str, Any], root: Path) -> None:
     )
 
 
-def on_host(manifest: RunManifest, params: Mapping[str, Any], root: Path, **_: Any) -> int:
+def on_host(
+    manifest: RunManifest, params: Mapping[str, Any], root: Path, **_: Any
+) -> tuple[int, None]:
     """The Ray launcher's one host: the same evaluation, on that host's devices."""
     from tunixrt.train.runtime import single_host
 
     cfg = validate_config(EvalConfig, params.get("eval"), "eval")
     rl = validate_config(RLConfig, params.get("rl", {}), "rl")
     evaluate(single_host(manifest), cfg, root, rl=rl)
-    return 0
+    return 0, None

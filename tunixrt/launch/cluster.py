@@ -92,21 +92,35 @@ def connect(cfg: RaySection, hosts: int, runtime_env: dict[str, Any]) -> str:
     return address
 
 
-def reserve(cfg: RaySection, hosts: int, timeout_s: float) -> Reservation:
-    """One bundle per host: a whole TPU slice (runtime.ray.tpu), or `hosts` bundles of the
-    resources runtime.ray asks for, placed by runtime.ray.placement."""
+def reserve(
+    cfg: RaySection, hosts: int, timeout_s: float, *, whole_slice: bool = True
+) -> Reservation:
+    """One bundle per host: a whole TPU slice (runtime.ray.tpu, `whole_slice`), or `hosts`
+    bundles of the resources runtime.ray asks for (on a TPU cluster: one VM's chips), placed by
+    runtime.ray.placement."""
     import ray
     from ray.util.placement_group import placement_group
 
-    if cfg.tpu is not None:
+    if cfg.tpu is not None and whole_slice:
         from ray.util.tpu import slice_placement_group
 
-        handle = slice_placement_group(cfg.tpu.topology, cfg.tpu.accelerator_version)
+        what = f"a TPU {cfg.tpu.accelerator_version} slice of topology {cfg.tpu.topology}"
+        try:
+            handle = slice_placement_group(
+                cfg.tpu.topology, cfg.tpu.accelerator_version, head_reservation_timeout_s=timeout_s
+            )
+        except (TimeoutError, RuntimeError, ValueError) as exc:
+            raise ConfigError(f"runtime.ray.tpu: the cluster gave no {what}: {exc}") from None
         group, hosts, bundle = handle.placement_group, handle.num_hosts, handle.bundle_resources
         release = handle.shutdown
-        what = f"a TPU {cfg.tpu.accelerator_version} slice of topology {cfg.tpu.topology}"
     else:
-        bundle = {"CPU": cfg.cpus_per_host, "GPU": cfg.gpus_per_host, **cfg.resources_per_host}
+        tpu = {"TPU": float(cfg.tpu.chips_per_host)} if cfg.tpu is not None else {}
+        bundle = {
+            "CPU": cfg.cpus_per_host,
+            "GPU": cfg.gpus_per_host,
+            **tpu,
+            **cfg.resources_per_host,
+        }
         bundle = {k: v for k, v in bundle.items() if v}
         if not bundle:
             bundle = {"CPU": 1.0}

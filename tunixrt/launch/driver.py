@@ -32,6 +32,11 @@ from tunixrt.paths import CHECKPOINTS
 from tunixrt.train.runtime import Peers
 
 TPU_STAGES = ("train",)  # the stages whose processes span every host
+SINGLE_TPU_HOST = {
+    "TPU_HOST_BOUNDS": "1,1,1",
+    "TPU_WORKER_ID": "0",
+    "TPU_WORKER_HOSTNAMES": "localhost",
+}
 
 
 def _say(stage: str, msg: str) -> None:
@@ -74,17 +79,15 @@ def run_on_ray(stage: str, params: Mapping[str, Any], root: Path, manifest: RunM
     rt = manifest.runtime
     several = stage in TPU_STAGES and (rt.ray.tpu is not None or rt.ray.hosts > 1)
     wanted = rt.ray.hosts if several else 1
-    with _terminate_as_interrupt():
-        address = cluster.connect(rt.ray, wanted, runtime_env(rt.ray.env))
-        import ray
+    address = cluster.connect(rt.ray, wanted, runtime_env(rt.ray.env))
+    import ray
 
+    with _terminate_as_interrupt():  # after ray.init, which installs its own handler
         try:
             if stage in host.ONE_HOST_STAGES:
                 _say(stage, "runs on one host (one process), with that host's devices")
             reservation = cluster.reserve(
-                rt.ray if several else rt.ray.model_copy(update={"tpu": None}),
-                wanted,
-                rt.ray.placement_timeout_seconds,
+                rt.ray, wanted, rt.ray.placement_timeout_seconds, whole_slice=several
             )
             try:
                 _launch(stage, params, root, manifest, reservation, address)
@@ -119,7 +122,10 @@ def _launch(
     shared = _resolve(rt.shared_dir, root) if rt.shared_dir else None
     if shared and res.hosts > 1:
         _check_shared(shared, res, order, names)
+    # train puts them in one folder per configuration under it (tunixrt.train.stage.on_host)
     ckpt = f"{shared}/{manifest.output.output_dir}/{CHECKPOINTS}" if shared else None
+    one_tpu_host = rt.ray.tpu is not None and res.hosts == 1
+    roots = files.input_roots(stage, manifest, params)
     pipeline = hashlib.sha256(f"{socket.gethostname()}:{root.resolve()}".encode()).hexdigest()
     lead = probes[order[0]]
     runner = ray.remote(max_retries=0, max_calls=1)(host.run)
@@ -131,6 +137,7 @@ def _launch(
             rank=rank,
             hosts=res.hosts,
             params=dict(params),
+            roots=roots,
             files=inputs,
             blobs={sha: blobs[sha] for sha in probes[i]["missing"]},
             workdir=workdir,
@@ -140,6 +147,8 @@ def _launch(
             ),
             checkpoints=ckpt if stage == "train" else None,
             libraries=dict(manifest.libraries),
+            # one VM of a multi-host slice, used alone: libtpu must not wait for the others
+            env=dict(SINGLE_TPU_HOST) if one_tpu_host else {},
         )
         opts = {**res.task_options(i), "name": f"{stage} host {rank}"}
         tasks[runner.options(**opts).remote(jobs[rank])] = rank
@@ -147,18 +156,22 @@ def _launch(
     rank0 = next(rank for rank, r in results.items() if r["process_index"] == 0)
     first, near = results[rank0], res.light_options(order[rank0])
     files.replace_outputs(root, files.stage_outputs(stage))
+    last = {rel: data for rel, data in first["small"].items() if rel.endswith("/metrics.json")}
     for rel, data in first["small"].items():
-        files.write_output(root, rel, [data])
+        if rel not in last:
+            files.write_output(root, rel, [data])
     items = list(first["large"])
     if stage == "train":  # the last checkpoint: from runtime.shared_dir, or the host's workspace
         as_rel = f"{manifest.output.output_dir}/{CHECKPOINTS}"
-        source = ckpt or f"{jobs[rank0].workspace}/{as_rel}"
+        source = first["checkpoints"] or f"{jobs[rank0].workspace}/{as_rel}"
         lister = ray.remote(max_retries=0)(host.latest_step_files).options(**near)
         items += ray.get(lister.remote(source, as_rel))
         files.replace_outputs(root, [as_rel])
         _say(stage, f"copying the last checkpoint from {source} to {as_rel}")
     if items:
         _fetch(stage, items, near, root)
+    for rel, data in last.items():  # metrics.json says the run is complete: it comes last
+        files.write_output(root, rel, [data])
 
 
 def _probe(
@@ -255,7 +268,8 @@ def _failure(stage: str, name: str, exc: BaseException, ckpt: str | None) -> str
 
     if isinstance(exc, ray.exceptions.RayTaskError):
         cause = exc.cause if exc.cause is not None else exc
-        why = f"failed: {type(cause).__name__}: {str(cause).strip().splitlines()[-1][:500]}"
+        lines = str(cause).strip().splitlines() or [""]
+        why = f"failed: {type(cause).__name__}: {lines[-1][:500]}"
     elif isinstance(exc, ray.exceptions.NodeDiedError):
         why = "was lost (its node died)"
     elif isinstance(exc, ray.exceptions.WorkerCrashedError | ray.exceptions.TaskCancelledError):
@@ -274,7 +288,11 @@ def _fetch(stage: str, items: list[tuple[str, str]], options: dict[str, Any], ro
     """Stream files from a host into the workspace, chunk by chunk."""
     import ray
 
-    sender = ray.remote(max_retries=0)(host.send_files).options(num_returns="streaming", **options)
+    sender = ray.remote(max_retries=0)(host.send_files).options(
+        num_returns="streaming",
+        _generator_backpressure_num_objects=4,  # at most 4 chunks (256 MiB) in flight
+        **options,
+    )
     start, size = time.perf_counter(), 0
     with files.OutputWriter(root) as out:
         for ref in sender.remote(items):

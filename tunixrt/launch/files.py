@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -40,13 +41,11 @@ def _files_under(root: Path, rel: str) -> Iterator[str]:
                 yield p.relative_to(root).as_posix()
 
 
-def stage_inputs(
-    stage: str, manifest: RunManifest, params: Mapping[str, Any], root: Path
-) -> list[str]:
-    """The files (relative to the root) a host needs to run `stage`: the run manifest, the
-    export splits it names, the model's weights and tokenizer, and what the stage reads on top
-    (train: the dataset splits; rl and evaluate: the SFT checkpoints; evaluate: the eval sets
-    and, with rl.enabled, the GRPO checkpoints)."""
+def input_roots(stage: str, manifest: RunManifest, params: Mapping[str, Any]) -> list[str]:
+    """The files and folders (relative to the root) a host needs to run `stage`: the run
+    manifest, the export splits it names, the model's weights and tokenizer, and what the stage
+    reads on top (train: the dataset splits; rl and evaluate: the SFT checkpoints; evaluate: the
+    eval sets and, with rl.enabled, the GRPO checkpoints)."""
     rels = [RUN_MANIFEST.as_posix(), *(f.path for f in manifest.dataset.splits.values())]
     model = manifest.model
     rels += [p for p in (model.checkpoint_path, model.tokenizer.path) if p]
@@ -60,8 +59,15 @@ def stage_inputs(
         if (params.get("rl") or {}).get("enabled"):
             rels.append(f"{RL_DIR}/{CHECKPOINTS}")
         rels += list((params.get("eval") or {}).get("sets") or [])
+    return list(dict.fromkeys(rels))
+
+
+def stage_inputs(
+    stage: str, manifest: RunManifest, params: Mapping[str, Any], root: Path
+) -> list[str]:
+    """Every file under input_roots that exists here."""
     out: list[str] = []
-    for rel in rels:
+    for rel in input_roots(stage, manifest, params):
         out += [f for f in _files_under(root, rel) if f not in out]
     return out
 
@@ -71,8 +77,14 @@ def stage_outputs(stage: str) -> list[str]:
     checkpoints come from runtime.shared_dir instead (copy_back)."""
     if stage == "train":
         return [f"{TRAIN_DIR}/live", f"{TRAIN_DIR}/metrics.json", f"{TRAIN_DIR}/perf.json"]
-    if stage == "rl":
-        return [RL_DIR.as_posix()]
+    if stage == "rl":  # its DVC outs (not checkpoints.aside/, which stays on the host)
+        return [
+            f"{RL_DIR}/{CHECKPOINTS}",
+            f"{RL_DIR}/live",
+            f"{RL_DIR}/rollouts.jsonl",
+            f"{RL_DIR}/metrics.json",
+            f"{RL_DIR}/perf.json",
+        ]
     return [PREDICTIONS.as_posix(), EVAL_METRICS.as_posix()]
 
 
@@ -105,29 +117,32 @@ def store_blob(workdir: Path, sha: str, chunks: Iterable[bytes]) -> None:
     if dest.is_file():
         return
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{sha}.{os.getpid()}.tmp")
+    tmp = dest.with_name(f".{sha}.{uuid.uuid4().hex}.tmp")
     h = hashlib.sha256()
-    with tmp.open("wb") as fh:
-        for chunk in chunks:
-            h.update(chunk)
-            fh.write(chunk)
-    if h.hexdigest() != sha:
-        tmp.unlink()
-        raise OSError(f"{dest}: received content whose sha256 is {h.hexdigest()}, not {sha}")
-    os.replace(tmp, dest)
+    try:
+        with tmp.open("wb") as fh:
+            for chunk in chunks:
+                h.update(chunk)
+                fh.write(chunk)
+        if h.hexdigest() != sha:
+            raise OSError(f"{dest}: received content whose sha256 is {h.hexdigest()}, not {sha}")
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
-def link_inputs(workdir: Path, workspace: Path, files: Mapping[str, str]) -> None:
-    """The workspace's inputs, as links to (or copies of) the blobs; what else a previous run
-    left in the workspace's input folders goes."""
-    for top in {Path(rel).parts[0] for rel in files} | {"data", "models", "runs"}:
-        target = workspace / top
-        if top != "runs" and target.exists():
+def link_inputs(
+    workdir: Path, workspace: Path, roots: Iterable[str], files: Mapping[str, str]
+) -> None:
+    """The workspace's inputs, as links to (or copies of) the blobs. Each input root (a file or
+    a folder, e.g. a checkpoint folder) is emptied first: nothing a previous run left in it (an
+    older step, a file since removed) can be read as an input."""
+    for rel in roots:
+        target = workspace / rel
+        if target.is_dir() and not target.is_symlink():
             shutil.rmtree(target)
-    for rel in files:  # runs/: only the input files themselves are replaced
-        dest = workspace / rel
-        if Path(rel).parts[0] == "runs" and dest.exists():
-            dest.unlink()
+        elif target.exists() or target.is_symlink():
+            target.unlink()
     for rel, sha in sorted(files.items()):
         dest = workspace / rel
         dest.parent.mkdir(parents=True, exist_ok=True)

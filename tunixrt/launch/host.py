@@ -37,6 +37,7 @@ class HostJob:
     rank: int
     hosts: int
     params: dict[str, Any]
+    roots: list[str]  # the input files and folders, emptied before the files are linked
     files: dict[str, str]  # relative path -> sha256: the workspace's inputs
     blobs: dict[str, list[Any]]  # sha256 -> the object refs of its chunks (what the host lacks)
     workdir: str  # runtime.ray.host_workdir, absolute
@@ -44,6 +45,7 @@ class HostJob:
     peers: Peers | None = None
     checkpoints: str | None = None  # train: runtime.shared_dir's checkpoint folder
     libraries: dict[str, str | None] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)  # set before JAX starts in this process
 
 
 def _say(msg: str) -> None:
@@ -58,15 +60,25 @@ def probe(workdir: str, digests: list[str]) -> dict[str, Any]:
     with socket.socket() as s:
         s.bind(("", 0))
         port = s.getsockname()[1]
-    worker = os.environ.get("TPU_WORKER_ID")
+    worker = _tpu_worker_id()
     return {
         "ip": ray.util.get_node_ip_address(),
         "port": port,
         "hostname": socket.gethostname(),
         "node_id": ray.get_runtime_context().get_node_id(),
-        "tpu_worker_id": int(worker) if worker and worker.isdigit() else None,
+        "tpu_worker_id": worker,
         "missing": missing_blobs(Path(workdir), digests),
     }
+
+
+def _tpu_worker_id() -> int | None:
+    """This TPU VM's index in its slice (GKE's environment or the VM's metadata), or None."""
+    try:
+        from ray._private.accelerators.tpu import TPUAcceleratorManager
+
+        return TPUAcceleratorManager.get_current_node_tpu_worker_id()
+    except Exception:  # not a TPU VM, or a Ray without it
+        return None
 
 
 def _check_libraries(recorded: dict[str, str | None], where: str) -> None:
@@ -92,7 +104,8 @@ def run(job: HostJob) -> dict[str, Any]:
     workdir, ws = Path(job.workdir), Path(job.workspace)
     for sha, refs in job.blobs.items():
         store_blob(workdir, sha, (ray.get(r) for r in refs))
-    link_inputs(workdir, ws, job.files)
+    link_inputs(workdir, ws, job.roots, job.files)
+    os.environ.update(job.env)
     _check_libraries(job.libraries, where)
     _say(f"{where}: workspace {ws}")
 
@@ -101,11 +114,16 @@ def run(job: HostJob) -> dict[str, Any]:
     manifest = load_run_manifest(ws)
     # the stage's own module (already in its code deps): no other stage's code is imported here
     module = importlib.import_module(STAGES[job.stage].target.split(":")[0])
-    index = module.on_host(
+    index, checkpoints = module.on_host(
         manifest, job.params, ws, peers=job.peers, checkpoints=_checkpoint_dir(job.checkpoints)
     )
     small, large = read_outputs(ws, stage_outputs(job.stage)) if index == 0 else ({}, [])
-    return {"process_index": index, "small": small, "large": [(f, str(ws / f)) for f in large]}
+    return {
+        "process_index": index,
+        "checkpoints": None if checkpoints is None else str(checkpoints),
+        "small": small,
+        "large": [(f, str(ws / f)) for f in large],
+    }
 
 
 def _checkpoint_dir(where: str | None) -> Any:
@@ -122,7 +140,12 @@ def latest_step_files(checkpoints: str, as_rel: str) -> list[tuple[str, str]]:
     from etils import epath
 
     base = epath.Path(checkpoints)
-    steps = [p for p in base.iterdir() if p.name.isdigit()] if base.exists() else []
+    local = "://" not in checkpoints  # on a bucket orbax writes in place and commits with a file
+    steps = [
+        p
+        for p in (base.iterdir() if base.exists() else [])
+        if p.name.isdigit() and (local or (p / "commit_success.txt").exists())
+    ]
     if not steps:
         return []
     step = max(steps, key=lambda p: int(p.name))

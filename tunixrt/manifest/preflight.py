@@ -63,10 +63,11 @@ def check_launcher(runtime: RuntimeSection) -> None:
             ("shared_dir", runtime.shared_dir),
             ("ray.host_workdir", ray.host_workdir),
         ):
-            if value and "://" not in value and not value.startswith(("/", "~")):
+            if value and "://" not in value and not value.startswith("/"):
                 raise ConfigError(
-                    f"runtime.{key}: {value!r} is relative to this pipeline root, which the "
-                    "hosts of a cluster do not see; give an absolute path (or a gs:// URL)"
+                    f"runtime.{key}: {value!r} is relative to this machine (its pipeline root "
+                    "or home), which the hosts of a cluster do not see; give an absolute path "
+                    "(or a gs:// URL)"
                 )
 
 

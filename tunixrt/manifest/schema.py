@@ -209,6 +209,9 @@ class RayTpuSlice(_Strict):
     accelerator_version: str = Field(
         description="the TPU generation, e.g. 'v5litepod', 'v5p', 'v6e'"
     )
+    chips_per_host: int = Field(
+        4, ge=1, description="chips of one VM: what rl and evaluate reserve, on one VM"
+    )
 
 
 class RaySection(_Strict):

@@ -61,11 +61,13 @@ def run(params: Mapping[str, Any], root: Path) -> None:
     grpo(manifest, cfg, root)
 
 
-def on_host(manifest: RunManifest, params: Mapping[str, Any], root: Path, **_: Any) -> int:
+def on_host(
+    manifest: RunManifest, params: Mapping[str, Any], root: Path, **_: Any
+) -> tuple[int, None]:
     """The Ray launcher's one host: GRPO in one process, on that host's devices."""
     from tunixrt.rl.run import grpo
     from tunixrt.train.runtime import single_host
 
     cfg = validate_config(RLConfig, params.get("rl", {}), "rl")
     grpo(single_host(manifest), cfg, root)
-    return 0
+    return 0, None

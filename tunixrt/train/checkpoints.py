@@ -100,7 +100,7 @@ def latest_checkpoint(directory: Path) -> tuple[int | None, dict[str, Any]]:
     # read by one process alone: no barrier with the processes that do not read it
     me = jax.process_index()
     mngr = ocp.CheckpointManager(
-        directory.resolve(),
+        directory.resolve() if isinstance(directory, Path) else directory,
         options=ocp.CheckpointManagerOptions(
             read_only=True,
             multiprocessing_options=ocp.options.MultiprocessingOptions(

@@ -31,11 +31,17 @@ def on_host(
     *,
     peers: Peers | None,
     checkpoints: Any,
-) -> int:
-    """One host's process of a Ray launch; its JAX process index."""
+) -> tuple[int, Any]:
+    """One host's process of a Ray launch: its JAX process index, and the folder its
+    checkpoints went to: one per configuration (the first 16 hex digits of the run's
+    fingerprint) under runtime.shared_dir's, so that runs of several experiments or pipelines
+    in one bucket never meet and nothing there is ever moved aside."""
+    from tunixrt.train.checkpoints import run_fingerprint
     from tunixrt.train.run import train
 
+    if checkpoints is not None:
+        checkpoints = checkpoints / run_fingerprint(manifest)[:16]
     train(manifest, root, peers=peers, checkpoints=checkpoints)
     import jax
 
-    return jax.process_index()
+    return jax.process_index(), checkpoints
