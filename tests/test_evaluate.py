@@ -130,3 +130,33 @@ def test_trained_full_fine_tune_restores_into_an_abstract_model_as_over_the_rand
         assert isinstance(g, jax.Array), where
         assert (g.shape, g.dtype, g.sharding) == (w.shape, w.dtype, w.sharding), where
         np.testing.assert_array_equal(np.asarray(g), np.asarray(w), err_msg=where, strict=True)
+
+
+def test_on_policy_samples_are_seeded_and_differ_between_draws(root: Path) -> None:
+    """The preference stage's sampler (tunixrt.preference.sampling), on this module's trained
+    smoke model: a seed gives the same completions again, another seed others, and the draws of
+    one prompt are not all alike (Tunix decodes greedily unless top_p or top_k is set)."""
+    from tunixrt.preference.sampling import on_policy_pairs, sample_completions
+
+    manifest = load_run_manifest(root)
+    problems, _ = collect_problems(manifest, EvalConfig(max_problems=4), root)
+    model, tok, mesh = load_model(manifest, root, trained=True)
+    prompts = [p.prompt for p in problems for _ in range(4)]
+
+    def draw(seed: int) -> list[str]:
+        return sample_completions(
+            model, tok, prompts, seed=seed, temperature=1.0, max_new_tokens=12, mesh=mesh
+        )
+
+    first = draw(0)
+    assert draw(0) == first and draw(1) != first
+    assert all(len(set(first[i : i + 4])) > 1 for i in range(0, len(first), 4))
+    # the smoke model is all but never right: give problem 0 one right draw
+    style = manifest.dataset.reasoning_style
+    right = f"Reasoning:\n1. worked out\nAnswer: {problems[0].expected}"
+    drawn = [right, *first[1:]]
+    pairs = on_policy_pairs(problems, drawn, samples=4, style=style, seed=0)
+    assert [(p.problem_id, p.chosen) for p in pairs] == [(problems[0].id, right)]
+    assert pairs[0].rejected in first[1:4] and pairs[0].prompt == problems[0].prompt
+    with pytest.raises(ValueError, match="completions for"):
+        on_policy_pairs(problems, drawn[:-1], samples=4, style=style, seed=0)
