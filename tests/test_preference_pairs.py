@@ -48,3 +48,41 @@ def test_the_verifier_is_evaluate_parser_and_exact_match() -> None:
         "forty-two",
     ]
     assert judge("numbered", completions, "42") == [True, False, False]
+
+
+def test_pairs_become_left_padded_prompts_and_right_padded_responses() -> None:
+    from tunixrt.preference.batches import pair_arrays
+    from tunixrt.preference.pairs import Pair
+    from tunixrt.train.tokenizer import ByteTokenizer
+
+    tok = ByteTokenizer()
+    pairs = [
+        Pair(id="a#0", problem_id="a", prompt="Q?", chosen="ok", rejected="no!", origin="x"),
+        Pair(
+            id="b#0",
+            problem_id="b",
+            prompt="a long prompt",
+            chosen="x" * 9,
+            rejected="y",
+            origin="x",
+        ),
+    ]
+    a = pair_arrays(pairs, tok, prompt_len=6, response_len=5)
+    assert {k: v.shape for k, v in a.items()} == {
+        "prompt_ids": (2, 6),
+        "prompt_mask": (2, 6),
+        "chosen_ids": (2, 5),
+        "chosen_mask": (2, 5),
+        "rejected_ids": (2, 5),
+        "rejected_mask": (2, 5),
+    }
+    pad, bos, eos = tok.pad_id(), tok.bos_id(), tok.eos_id()
+    # <bos> + prompt, left-padded; a long prompt keeps its end
+    assert a["prompt_ids"][0].tolist() == [pad, pad, pad, bos, *tok.encode("Q?")]
+    assert a["prompt_mask"][0].tolist() == [0, 0, 0, 1, 1, 1]
+    assert a["prompt_ids"][1].tolist() == tok.encode("prompt")
+    # response + <eos>, right-padded; a long response keeps its start
+    assert a["chosen_ids"][0].tolist() == [*tok.encode("ok"), eos, pad, pad]
+    assert a["rejected_ids"][0].tolist() == [*tok.encode("no!"), eos, pad]
+    assert a["chosen_mask"][0].tolist() == [1, 1, 1, 0, 0]
+    assert a["chosen_ids"][1].tolist() == tok.encode("xxxxx") and a["chosen_mask"][1].all()
