@@ -10,11 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from tunixrt.evaluate.generate import PROMPT_BUCKET
 from tunixrt.evaluate.problems import Problem
 from tunixrt.preference.pairs import Attempt, Pair, judge, pair_attempts
 from tunixrt.train import runtime
-
-PROMPT_BUCKET = 16
 
 
 def sample_completions(
