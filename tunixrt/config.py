@@ -19,6 +19,7 @@ from tunixrt.evaluate.config import EvalConfig
 from tunixrt.export.config import FormatConfig
 from tunixrt.ingest.config import FilesSource, MixtureSource, SyntheticSource
 from tunixrt.manifest.schema import ModelSection, RuntimeSection, TrainingSection
+from tunixrt.preference.config import PreferenceConfig
 from tunixrt.publish.config import PublishConfig
 from tunixrt.rl.config import RLConfig
 from tunixrt.validation import invalid
@@ -43,6 +44,9 @@ class PipelineConfig(BaseModel):
     runtime: RuntimeSection = Field(description="the device mesh (tunixrt/conf/runtime/)")
     eval: EvalConfig = Field(description="what evaluate scores (tunixrt/conf/eval/)")
     rl: RLConfig = Field(description="GRPO after SFT, off by default (tunixrt/conf/rl/)")
+    preference: PreferenceConfig = Field(
+        description="DPO or ORPO after SFT, off by default (tunixrt/conf/preference/)"
+    )
     publish: PublishConfig = Field(description="the published model (tunixrt/conf/publish/)")
 
 

@@ -20,6 +20,7 @@ TRACES_DIR = Path("data/traces")
 TRACES = TRACES_DIR / "traces.jsonl"
 REJECTS = TRACES_DIR / "rejects.jsonl"
 INGEST_REPORT = TRACES_DIR / "report.json"
+ATTEMPTS = TRACES_DIR / "attempts.jsonl"  # attempts a labelled dump says are wrong
 
 DATASET_DIR = Path("data/dataset")
 DATASET_MANIFEST = DATASET_DIR / "manifest.json"
@@ -27,6 +28,7 @@ REMOVED = DATASET_DIR / "removed.jsonl"  # near-duplicates and contaminated reco
 
 EXPORT_DIR = Path("data/export")
 RUN_MANIFEST = EXPORT_DIR / "run_manifest.yaml"
+PAIRS = EXPORT_DIR / "pairs.jsonl"  # labelled preference pairs of the train split
 
 TRAIN_DIR = Path("runs/train")
 CHECKPOINTS = "checkpoints"  # under the run manifest's output.output_dir
@@ -35,6 +37,10 @@ TRAIN_METRICS = TRAIN_DIR / "metrics.json"
 RL_DIR = Path("runs/rl")  # GRPO after SFT: checkpoints/, live/, metrics.json, rollouts.jsonl
 RL_METRICS = RL_DIR / "metrics.json"
 RL_ROLLOUTS = RL_DIR / "rollouts.jsonl"
+
+PREFERENCE_DIR = Path("runs/preference")  # DPO/ORPO after SFT: checkpoints/, live/, pairs.jsonl
+PREFERENCE_METRICS = PREFERENCE_DIR / "metrics.json"
+PREFERENCE_PAIRS = PREFERENCE_DIR / "pairs.jsonl"  # every pair trained on, with its origin
 
 EVAL_DIR = Path("runs/eval")
 PREDICTIONS = EVAL_DIR / "predictions.jsonl"

@@ -206,6 +206,7 @@ GROUP_READERS = {
     "runtime": "manifest",
     "eval": "dataset (`sets`: decontamination), manifest (checks it), evaluate",
     "rl": "manifest (checks it), rl; evaluate and publish (`enabled`, `lora`)",
+    "preference": "manifest (checks it), preference; evaluate (`enabled`, `algorithm`, `lora`)",
     "publish": "publish",
     "experiment": "presets over any group (none by default)",
 }
@@ -218,6 +219,7 @@ GROUP_ORDER = (
     "runtime",
     "eval",
     "rl",
+    "preference",
     "publish",
 )
 

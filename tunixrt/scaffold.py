@@ -26,6 +26,7 @@ from tunixrt.paths import (
     EVAL_METRICS,
     INGEST_REPORT,
     MODELS_DIR,
+    PREFERENCE_METRICS,
     RL_METRICS,
     SUMMARY,
     TRAIN_METRICS,
@@ -106,6 +107,14 @@ PLOTS: list[dict[str, Any]] = [
             "y": {"runs/rl/live/plots/metrics/eval/exact_match.tsv": "exact_match"},
         }
     },
+    {
+        "DPO/ORPO reward margin": {
+            "x": "step",
+            "y": {
+                "runs/preference/live/plots/metrics/preference/reward_margin.tsv": "reward_margin"
+            },
+        }
+    },
 ]
 
 
@@ -117,8 +126,10 @@ METRICS = (
     EVAL_METRICS.as_posix(),
     TRAIN_METRICS.as_posix(),
     RL_METRICS.as_posix(),
+    PREFERENCE_METRICS.as_posix(),
     "runs/train/perf.json",
     "runs/rl/perf.json",
+    "runs/preference/perf.json",
     INGEST_REPORT.as_posix(),
 )
 

@@ -17,13 +17,18 @@ from typing import Any
 
 from tunixrt.errors import ConfigError, TunixrtError
 from tunixrt.paths import (
+    ATTEMPTS,
     CHECKPOINTS,
     DATASET_DIR,
     DATASET_MANIFEST,
     EVAL_METRICS,
     INGEST_REPORT,
     MODELS_DIR,
+    PAIRS,
     PREDICTIONS,
+    PREFERENCE_DIR,
+    PREFERENCE_METRICS,
+    PREFERENCE_PAIRS,
     PUBLISH_DIR,
     REJECTS,
     REMOVED,
@@ -70,7 +75,12 @@ STAGES: dict[str, StageSpec] = {
             # no stage declares metrics: `dvc exp show` orders metric columns by stage, so the
             # top-level `metrics:` list (scaffold.METRICS) orders them: the summary first, the
             # ingest counters last
-            outs=(TRACES.as_posix(), REJECTS.as_posix(), INGEST_REPORT.as_posix()),
+            outs=(
+                TRACES.as_posix(),
+                REJECTS.as_posix(),
+                INGEST_REPORT.as_posix(),
+                ATTEMPTS.as_posix(),  # what a labelled dump says is wrong: never SFT data
+            ),
             scratch=(f"{TRACES_DIR}/.ingest-sort-*", f"{TRACES_DIR}/.ingest-dups-*"),
         ),
         StageSpec(
@@ -89,8 +99,8 @@ STAGES: dict[str, StageSpec] = {
             "export",
             ("format",),
             "tunixrt.export.stage:run",
-            deps=tuple(dataset_path(s).as_posix() for s in SPLITS),
-            outs=tuple(export_path(s).as_posix() for s in SPLITS),
+            deps=(*(dataset_path(s).as_posix() for s in SPLITS), ATTEMPTS.as_posix()),
+            outs=(*(export_path(s).as_posix() for s in SPLITS), PAIRS.as_posix()),
         ),
         StageSpec(
             "manifest",
@@ -103,6 +113,7 @@ STAGES: dict[str, StageSpec] = {
                 "format.system_prompt",
                 "eval",  # validated before training; evaluate uses it
                 "rl",  # validated before training; the rl stage uses it
+                "preference",  # validated before training; the preference stage uses it
             ),
             "tunixrt.manifest.build:run",
             deps=(
@@ -146,14 +157,40 @@ STAGES: dict[str, StageSpec] = {
             ),
         ),
         StageSpec(
+            "preference",
+            ("preference",),
+            "tunixrt.preference.stage:run",
+            deps=(
+                RUN_MANIFEST.as_posix(),
+                *(export_path(s).as_posix() for s in SPLITS),
+                PAIRS.as_posix(),
+                f"{TRAIN_DIR}/{CHECKPOINTS}",
+            ),
+            outs=(
+                {f"{PREFERENCE_DIR}/{CHECKPOINTS}": {"persist": True}},
+                f"{PREFERENCE_DIR}/live",
+                PREFERENCE_PAIRS.as_posix(),
+                {PREFERENCE_METRICS.as_posix(): _NOT_CACHED},
+            ),
+        ),
+        StageSpec(
             "evaluate",
-            ("eval", "rl.enabled", "rl.lora"),
+            (
+                "eval",
+                "rl.enabled",
+                "rl.lora",
+                "preference.enabled",
+                "preference.algorithm",
+                "preference.lora",
+                "preference.seed",  # new adapters' init (preference.lora), as training built them
+            ),
             "tunixrt.evaluate.stage:run",
             deps=(
                 RUN_MANIFEST.as_posix(),
                 *(export_path(s).as_posix() for s in SPLITS),
                 f"{TRAIN_DIR}/{CHECKPOINTS}",
                 f"{RL_DIR}/{CHECKPOINTS}",  # the GRPO model, when rl.enabled
+                f"{PREFERENCE_DIR}/{CHECKPOINTS}",  # the DPO/ORPO model, when preference.enabled
                 "inputs",  # eval sets (eval.sets) live with the traces
             ),
             outs=(PREDICTIONS.as_posix(), {EVAL_METRICS.as_posix(): _NOT_CACHED}),

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tunixrt.errors import DataError
-from tunixrt.manifest.schema import ModelSection, RunManifest
+from tunixrt.manifest.schema import LoraSection, ModelSection, RunManifest
 from tunixrt.paths import confined
 from tunixrt.train import runtime
 
@@ -17,9 +17,11 @@ if TYPE_CHECKING:
     import jax
     from flax import nnx
 
+    from tunixrt.preference.config import PreferenceConfig
     from tunixrt.rl.config import RLConfig
     from tunixrt.train.tokenizer import Tokenizer
 
+POLICY = "policy"  # the preference stage's checkpoints, under runs/preference/checkpoints/
 PROMPT_BUCKET = 16  # prompt lengths are padded to a multiple of this: one compilation per bucket
 
 
@@ -28,7 +30,12 @@ def _round_up(n: int, k: int) -> int:
 
 
 class GreedyGenerator:
-    """Batched greedy completion of prompt strings; reusable (compiled once per shape)."""
+    """Batched completion of prompt strings, greedy unless given a `temperature`; reusable
+    (compiled once per shape).
+
+    Sampled (temperature > 0), call k of a generator draws batch b with the key
+    fold_in(key(seed), b) counted over all its calls, as the rl stage's rollouts are seeded: the
+    same prompts, seed and batch size give the same completions."""
 
     def __init__(
         self,
@@ -39,6 +46,8 @@ class GreedyGenerator:
         max_prompt_tokens: int = 256,
         batch_size: int = 64,
         mesh: jax.sharding.Mesh | None = None,
+        temperature: float = 0.0,
+        seed: int = 0,
     ) -> None:
         from tunix.generate import sampler as sampler_lib
 
@@ -51,6 +60,9 @@ class GreedyGenerator:
         self.max_prompt_tokens = _round_up(max_prompt_tokens, PROMPT_BUCKET)
         self.batch_size = batch_size
         self.mesh = mesh
+        self.temperature = temperature
+        self.seed = seed
+        self._batches = 0  # drawn so far: the next batch's key
         self._sampler = sampler_lib.Sampler(
             model,
             tokenizer,
@@ -65,6 +77,7 @@ class GreedyGenerator:
     def __call__(self, prompts: Sequence[str]) -> list[str]:
         import contextlib
 
+        import jax
         from tqdm import tqdm
 
         if not prompts:
@@ -84,13 +97,24 @@ class GreedyGenerator:
                 batch = list(prompts[i : i + self.batch_size])
                 n = len(batch)
                 batch += [batch[-1]] * (self.batch_size - n)  # one shape, one compilation
+                sampling: dict[str, Any] = {"temperature": 0.0}
+                if self.temperature > 0:
+                    key = jax.random.fold_in(jax.random.key(self.seed), self._batches)
+                    # Tunix 0.1.7 decodes greedily when top_p and top_k are both None: every
+                    # sample of a prompt would be the same
+                    sampling = {
+                        "temperature": self.temperature,
+                        "top_p": 1.0,
+                        "seed": jax.random.key_data(key),
+                    }
+                self._batches += 1
                 result = self._sampler(
                     batch,
                     max_generation_steps=self.max_new_tokens,
                     max_prompt_length=prompt_len,
                     eos_tokens=self.tokenizer.stop_ids(),
                     forbidden_tokens=self.forbidden,
-                    temperature=0.0,
+                    **sampling,
                 )
                 out.extend(result.text[:n])
         return out
@@ -244,17 +268,29 @@ def restore_trained(
     )
 
 
+def add_lora(
+    model: nnx.Module,
+    manifest: RunManifest,
+    lora: LoraSection,
+    mesh: jax.sharding.Mesh,
+    *,
+    seed: int,
+) -> nnx.Module:
+    """The SFT model with a later stage's own LoRA adapters (`rl.lora`, `preference.lora`), as
+    that stage started: B = 0, so still the SFT model."""
+    from tunixrt.manifest.schema import LORA_MODULES
+    from tunixrt.train.model import apply_lora
+
+    if lora.module_path is None:
+        lora = lora.model_copy(update={"module_path": LORA_MODULES[manifest.model.family]})
+    return apply_lora(model, lora, mesh, seed=seed)
+
+
 def add_rl_lora(
     model: nnx.Module, manifest: RunManifest, rl: RLConfig, mesh: jax.sharding.Mesh
 ) -> nnx.Module:
     """The SFT model with the rl stage's own LoRA adapters (`rl.lora`), as GRPO started."""
-    from tunixrt.manifest.schema import LORA_MODULES
-    from tunixrt.train.model import apply_lora
-
-    lora = rl.lora
-    if lora.module_path is None:
-        lora = lora.model_copy(update={"module_path": LORA_MODULES[manifest.model.family]})
-    return apply_lora(model, lora, mesh, seed=rl.seed)
+    return add_lora(model, manifest, rl.lora, mesh, seed=rl.seed)
 
 
 def restore_grpo(
@@ -273,6 +309,30 @@ def restore_grpo(
         mesh,
         stage="rl",
         only_lora=rl.lora.enabled or manifest.training.lora.enabled,
+    )
+    return model
+
+
+def restore_preference(
+    model: nnx.Module,
+    manifest: RunManifest,
+    root: Path,
+    mesh: jax.sharding.Mesh,
+    pref: PreferenceConfig,
+) -> nnx.Module:
+    """The model after DPO/ORPO: the preference stage's last checkpoint loaded into `model` (the
+    SFT model), in place; with `preference.lora`, into a new model that has those adapters."""
+    from tunixrt.paths import CHECKPOINTS, PREFERENCE_DIR
+
+    if pref.lora.enabled:
+        model = add_lora(model, manifest, pref.lora, mesh, seed=pref.seed)
+    _restore(
+        model,
+        manifest,
+        (root / PREFERENCE_DIR / CHECKPOINTS / POLICY).resolve(),
+        mesh,
+        stage="preference",
+        only_lora=pref.lora.enabled or manifest.training.lora.enabled,
     )
     return model
 

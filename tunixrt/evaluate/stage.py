@@ -2,7 +2,9 @@
 
 Headline metrics (`before`, `after`, `delta`) cover the export splits in `eval.splits` (the
 held-out test split by default); each eval-item file in `eval.sets` is scored under `by_set`.
-With `rl.enabled`, the model after GRPO is scored too (`grpo`, and `delta_grpo` over `after`).
+With `rl.enabled`, the model after GRPO is scored too (`grpo`, and `delta_grpo` over `after`);
+with `preference.enabled`, the model after DPO or ORPO (`dpo` or `orpo`, and `delta_dpo` or
+`delta_orpo` over `after`): each starts from the SFT checkpoint, so all are scored side by side.
 A held-out problem whose prompt is also in the training split fails the stage; an eval-set item
 seen in training is left out and counted.
 """
@@ -31,10 +33,13 @@ from tunixrt.manifest.load import load_run_manifest, verify_inputs
 from tunixrt.manifest.schema import RunManifest
 from tunixrt.paths import EVAL_METRICS as METRICS
 from tunixrt.paths import PREDICTIONS
+from tunixrt.preference.config import PreferenceConfig
 from tunixrt.rl.config import RLConfig
 from tunixrt.validation import validate_config
 
-MODELS = ("before", "after", "grpo")  # base, after SFT, after GRPO (rl.enabled)
+# base, after SFT, after GRPO (rl.enabled), after DPO or ORPO (preference.enabled)
+MODELS = ("before", "after", "grpo", "dpo", "orpo")
+TUNED = ("grpo", "dpo", "orpo")  # each scored against `after` (delta_<name>)
 
 
 def collect_problems(
@@ -114,8 +119,9 @@ def metrics_of(rows: Sequence[dict[str, Any]], headline_sets: Sequence[str]) -> 
         if m in present
     }
     out["delta"] = round(out["after"]["exact_match"] - out["before"]["exact_match"], 6)
-    if "grpo" in out:
-        out["delta_grpo"] = round(out["grpo"]["exact_match"] - out["after"]["exact_match"], 6)
+    for name in TUNED:
+        if name in out:
+            out[f"delta_{name}"] = round(out[name]["exact_match"] - out["after"]["exact_match"], 6)
     return out
 
 
@@ -133,15 +139,22 @@ def decode_batch_size(cfg: EvalConfig, platform: str) -> int:
 
 
 def evaluate(
-    manifest: RunManifest, cfg: EvalConfig, root: Path, *, rl: RLConfig | None = None
+    manifest: RunManifest,
+    cfg: EvalConfig,
+    root: Path,
+    *,
+    rl: RLConfig | None = None,
+    preference: PreferenceConfig | None = None,
 ) -> dict[str, Any]:
     """Decode every problem with the model before training, then load the trained weights into
     the same model (built once) and decode again; with `rl.enabled`, once more with the weights
-    GRPO left."""
+    GRPO left; with `preference.enabled`, with the weights DPO/ORPO left (from the SFT weights
+    again)."""
     from tunixrt.evaluate.generate import (
         GreedyGenerator,
         load_model,
         restore_grpo,
+        restore_preference,
         restore_trained,
     )
 
@@ -166,10 +179,23 @@ def evaluate(
     rows = score_outputs(problems, generate(prompts), style, "before")
     restore_trained(model, manifest, root, mesh)  # the sampler reads the model's variables
     rows += score_outputs(problems, generate(prompts), style, "after")
+    tuned_runs = []
     if rl is not None and rl.enabled:
-        tuned = restore_grpo(model, manifest, root, mesh, rl)
-        if tuned is not model:  # rl.lora: a new model with the rl adapters, a new sampler
-            generate = GreedyGenerator(
+        tuned_runs.append(("grpo", lambda: restore_grpo(model, manifest, root, mesh, rl)))
+    if preference is not None and preference.enabled:
+        tuned_runs.append(
+            (
+                preference.algorithm,
+                lambda: restore_preference(model, manifest, root, mesh, preference),
+            )
+        )
+    for k, (name, restore) in enumerate(tuned_runs):
+        if k:  # the previous one may have changed the SFT model in place
+            restore_trained(model, manifest, root, mesh)
+        tuned = restore()
+        sampler = generate
+        if tuned is not model:  # new adapters: a new model, a new sampler
+            sampler = GreedyGenerator(
                 tuned,
                 tokenizer,
                 max_new_tokens=max_new,
@@ -177,7 +203,7 @@ def evaluate(
                 batch_size=generate.batch_size,
                 mesh=mesh,
             )
-        rows += score_outputs(problems, generate(prompts), style, "grpo")
+        rows += score_outputs(problems, sampler(prompts), style, name)
     rows.sort(key=lambda r: (r["set"], r["id"], MODELS.index(r["model"])))
     metrics = metrics_of(rows, cfg.splits)
     metrics["sets"] = info
@@ -195,6 +221,7 @@ def run(params: Mapping[str, Any], root: Path) -> None:
     require_training_extras()
     cfg = validate_config(EvalConfig, params.get("eval"), "eval")
     rl = validate_config(RLConfig, params.get("rl", {}), "rl")  # absent: GRPO off
+    pref = _preference(params)
     manifest = load_run_manifest(root)
     if manifest.runtime.launcher == "ray":
         from tunixrt.launch.driver import run_on_ray
@@ -202,9 +229,11 @@ def run(params: Mapping[str, Any], root: Path) -> None:
         run_on_ray("evaluate", params, root, manifest)
         m = read_json(root / METRICS)
     else:
-        m = evaluate(manifest, cfg, root, rl=rl)
+        m = evaluate(manifest, cfg, root, rl=rl, preference=pref)
     b, a = m["before"], m["after"]
-    grpo = f", after GRPO {m['grpo']['exact_match']:.1%}" if "grpo" in m else ""
+    grpo = "".join(
+        f", after {name.upper()} {m[name]['exact_match']:.1%}" for name in TUNED if name in m
+    )
     print(
         f"evaluate: exact match on {a['n']} held-out problems: before {b['exact_match']:.1%}, "
         f"after {a['exact_match']:.1%} (delta {m['delta']:+.1%}){grpo} -> {METRICS}",
@@ -220,5 +249,14 @@ def on_host(
 
     cfg = validate_config(EvalConfig, params.get("eval"), "eval")
     rl = validate_config(RLConfig, params.get("rl", {}), "rl")
-    evaluate(single_host(manifest), cfg, root, rl=rl)
+    evaluate(single_host(manifest), cfg, root, rl=rl, preference=_preference(params))
     return 0, None
+
+
+def _preference(params: Mapping[str, Any]) -> PreferenceConfig:
+    """The keys evaluate reads of `preference` (dvc.yaml passes no other), the rest defaults."""
+    given = params.get("preference") or {}
+    keys = ("enabled", "algorithm", "lora", "seed")
+    return validate_config(
+        PreferenceConfig, {k: given[k] for k in keys if k in given}, "preference"
+    )

@@ -1,4 +1,6 @@
-"""The export stage: data/dataset/{split}.jsonl -> data/export/{split}.jsonl, rendered."""
+"""The export stage: data/dataset/{split}.jsonl -> data/export/{split}.jsonl, rendered; and the
+labelled preference pairs of the train split -> data/export/pairs.jsonl (empty without a
+labelled dump: tunixrt.preference.labelled)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ from tunixrt.errors import ConfigError, DataError
 from tunixrt.export.config import FormatConfig
 from tunixrt.formats import render_record
 from tunixrt.jsonio import atomic_writer, dumps_line, iter_lines
-from tunixrt.paths import EXPORT_DIR, SPLITS, dataset_path, export_path
+from tunixrt.paths import ATTEMPTS, EXPORT_DIR, PAIRS, SPLITS, dataset_path, export_path
+from tunixrt.preference.labelled import attempt_keys, labelled_pairs, trace_key
 from tunixrt.validation import config_where, validate_config
 
 
@@ -26,6 +29,11 @@ def export(cfg: FormatConfig, root: Path) -> dict[str, int]:
     spec, sel = cfg.spec(), cfg
     for s in SPLITS:
         (root / export_path(s)).unlink(missing_ok=True)
+    (root / PAIRS).unlink(missing_ok=True)
+    if not (root / ATTEMPTS).is_file():
+        raise DataError(f"{ATTEMPTS}: not found; run the ingest stage")
+    keys = attempt_keys(root / ATTEMPTS)
+    paired: list[dict] = []  # the train traces exported whose problem has wrong attempts
     wanted = set(sel.trace_ids or ())
     found: set[str] = set()
     counts = dict.fromkeys(SPLITS, 0)
@@ -47,6 +55,8 @@ def export(cfg: FormatConfig, root: Path) -> dict[str, int]:
                     found.add(t["id"])
                 files[s].write(dumps_line(render_record(t, spec)))
                 counts[s] += 1
+                if s == "train" and keys and trace_key(t) in keys:
+                    paired.append(t)
         missing = sorted(wanted - found)
         if missing:
             more = f" and {len(missing) - 10} more" if len(missing) > 10 else ""
@@ -54,6 +64,11 @@ def export(cfg: FormatConfig, root: Path) -> dict[str, int]:
             raise ConfigError(
                 f"{config_where()}: format.trace_ids: not in the dataset: {shown}{more}"
             )
+    counts["pairs"] = 0
+    with atomic_writer(root / PAIRS) as fh:
+        for pair in labelled_pairs(paired, root / ATTEMPTS, spec, keys):
+            fh.write(dumps_line(pair.model_dump()))
+            counts["pairs"] += 1
     return counts
 
 

@@ -1,4 +1,5 @@
-"""The ingest stage: raw trace files or the generator -> data/traces/{traces,rejects,report}."""
+"""The ingest stage: raw trace files or the generator -> data/traces/{traces,rejects,report},
+and the wrong attempts of labelled dumps -> data/traces/attempts.jsonl (ingest/verdicts.py)."""
 
 from __future__ import annotations
 
@@ -30,10 +31,11 @@ from tunixrt.ingest.config import (
 from tunixrt.ingest.records import parse_record
 from tunixrt.ingest.sorting import DuplicateFinder, SortedSpool
 from tunixrt.ingest.synthetic import generate
+from tunixrt.ingest.verdicts import is_right, take_label
 from tunixrt.jsonio import LongLine, atomic_writer, dumps_line, iter_lines, write_json
 from tunixrt.parallel import ordered_map, workers_available
+from tunixrt.paths import ATTEMPTS, REJECTS, TRACES, confined, leaves_root
 from tunixrt.paths import INGEST_REPORT as REPORT
-from tunixrt.paths import REJECTS, TRACES, confined, leaves_root
 from tunixrt.paths import TRACES_DIR as OUT_DIR
 from tunixrt.traces import RecordError, TraceLimits, canonical_trace
 from tunixrt.validation import config_where
@@ -247,6 +249,10 @@ def _raw_text(raw: bytes | str | LongLine | Unreadable | dict[str, Any]) -> str:
     return raw[: RAW_CHARS * 4].decode("utf-8", errors="replace")[:RAW_CHARS]
 
 
+class WrongAttempt(bytes):
+    """The canonical JSON line of an attempt its record labels wrong: never SFT data."""
+
+
 # What checking one raw record gives: (source, line, trace id, content digest, canonical JSON
 # line, raw text) when accepted, or (source, line, None, None, RecordError, raw text).
 Checked = tuple[str, int, str | None, bytes | None, bytes | RecordError, str]
@@ -262,13 +268,20 @@ def check_record(
     src, line, raw = record
     adapter, mix = routes[src]
     try:
-        rec = adapt(_parse(raw, limits.record_max_bytes), adapter)
-        trace, digest = canonical_trace(rec, limits, source=src)
+        obj = _parse(raw, limits.record_max_bytes)
+        label = take_label(obj) if isinstance(raw, bytes) else None
+        trace, digest = canonical_trace(adapt(obj, adapter), limits, source=src)
     except RecordError as err:
         return src, line, None, None, err, _raw_text(raw)
     if mix is not None:
         trace["mix"] = mix
-    return src, line, trace["id"], digest, dumps_line(trace), _raw_text(raw)
+    if label is None or label.field is None:
+        return src, line, trace["id"], digest, dumps_line(trace), _raw_text(raw)
+    trace["meta"] = {**trace["meta"], **label.top_level}  # what the record said, kept
+    body = dumps_line(trace)
+    if not is_right(label, trace["final_answer"]):
+        body = WrongAttempt(body)
+    return src, line, trace["id"], digest, body, _raw_text(raw)
 
 
 def _weight(record: RawRecord) -> int:
@@ -294,7 +307,10 @@ class _Tally:
         self.by_source[source][what] += 1
 
     def report(self) -> dict[str, Any]:
-        keys = ("read", "accepted", "rejected", "duplicates")
+        keys: tuple[str, ...] = ("read", "accepted", "rejected", "duplicates")
+        if any(c["wrong_attempts"] for c in self.by_source.values()):
+            keys += ("wrong_attempts",)  # a labelled dump's (absent otherwise: the report of
+            # an unlabelled source stays as it was)
         by_source = {s: {k: c[k] for k in keys} for s, c in sorted(self.by_source.items())}
         totals = {k: sum(c[k] for c in self.by_source.values()) for k in keys}
         return {
@@ -306,7 +322,7 @@ class _Tally:
 
 def ingest(cfg: SourceConfig, root: Path, *, sort_run_size: int = 40_000) -> dict[str, Any]:
     """Run ingest for a validated config; returns the report (also written to REPORT)."""
-    for out in (TRACES, REJECTS, REPORT):
+    for out in (TRACES, REJECTS, REPORT, ATTEMPTS):
         (root / out).unlink(missing_ok=True)
     (root / OUT_DIR).mkdir(parents=True, exist_ok=True)
     tally = _Tally()
@@ -314,7 +330,7 @@ def ingest(cfg: SourceConfig, root: Path, *, sort_run_size: int = 40_000) -> dic
     repeats = DuplicateFinder(root / OUT_DIR)
     sources: dict[str, int] = {}
     try:
-        with atomic_writer(root / REJECTS) as rejects:
+        with atomic_writer(root / REJECTS) as rejects, atomic_writer(root / ATTEMPTS) as wrong:
 
             def reject(src: str, line: int, err: RecordError, raw: Any) -> None:
                 if cfg.on_error == "fail":
@@ -358,6 +374,10 @@ def ingest(cfg: SourceConfig, root: Path, *, sort_run_size: int = 40_000) -> dic
                 tally.count(src, "read")
                 if isinstance(body, RecordError):
                     reject(src, line, body, raw_text)
+                    continue
+                if isinstance(body, WrongAttempt):  # kept for preference pairs, not SFT
+                    tally.count(src, "wrong_attempts")
+                    wrong.write(body)
                     continue
                 repeats.add(digest, seq, sources.setdefault(src, len(sources)))
                 spool.add((tid, seq, src, line, body, raw_text))

@@ -20,7 +20,11 @@ from tunixrt.manifest.schema import RunManifest
 from tunixrt.paths import (
     CHECKPOINTS,
     EVAL_METRICS,
+    PAIRS,
     PREDICTIONS,
+    PREFERENCE_DIR,
+    PREFERENCE_METRICS,
+    PREFERENCE_PAIRS,
     RL_DIR,
     RUN_MANIFEST,
     TRAIN_DIR,
@@ -54,10 +58,14 @@ def input_roots(stage: str, manifest: RunManifest, params: Mapping[str, Any]) ->
         rels += [dataset_path(s).as_posix() for s in ("train", "val")]
     elif stage == "rl":
         rels.append(sft)
+    elif stage == "preference":
+        rels += [sft, PAIRS.as_posix()]
     elif stage == "evaluate":
         rels.append(sft)
         if (params.get("rl") or {}).get("enabled"):
             rels.append(f"{RL_DIR}/{CHECKPOINTS}")
+        if (params.get("preference") or {}).get("enabled"):
+            rels.append(f"{PREFERENCE_DIR}/{CHECKPOINTS}")
         rels += list((params.get("eval") or {}).get("sets") or [])
     return list(dict.fromkeys(rels))
 
@@ -84,6 +92,14 @@ def stage_outputs(stage: str) -> list[str]:
             f"{RL_DIR}/rollouts.jsonl",
             f"{RL_DIR}/metrics.json",
             f"{RL_DIR}/perf.json",
+        ]
+    if stage == "preference":  # its DVC outs (not checkpoints.aside/)
+        return [
+            f"{PREFERENCE_DIR}/{CHECKPOINTS}",
+            f"{PREFERENCE_DIR}/live",
+            PREFERENCE_PAIRS.as_posix(),
+            PREFERENCE_METRICS.as_posix(),
+            f"{PREFERENCE_DIR}/perf.json",
         ]
     return [PREDICTIONS.as_posix(), EVAL_METRICS.as_posix()]
 

@@ -26,8 +26,9 @@ from tunixrt.launch.files import (
 from tunixrt.stages import STAGES
 from tunixrt.train.runtime import Peers
 
-# The stages one host runs alone (rl: GRPO runs in one process; evaluate: one decoding process)
-ONE_HOST_STAGES = ("rl", "evaluate")
+# The stages one host runs alone (rl, preference: GRPO and DPO/ORPO run in one process;
+# evaluate: one decoding process)
+ONE_HOST_STAGES = ("rl", "preference", "evaluate")
 RAY_STAGES = ("train", *ONE_HOST_STAGES)
 
 

@@ -33,6 +33,7 @@ from tunixrt.manifest.schema import (
 )
 from tunixrt.manifest.weights import weights_section
 from tunixrt.paths import DATASET_MANIFEST, RUN_MANIFEST, SPLITS, export_path
+from tunixrt.preference.config import PreferenceConfig
 from tunixrt.rl.config import RLConfig
 from tunixrt.validation import validate_config
 
@@ -76,6 +77,16 @@ def build_run_manifest(params: Mapping[str, Any], root: Path) -> RunManifest:
         raise ConfigError(
             "rl.lora.enabled: SFT trained LoRA adapters (train.lora.enabled), and GRPO goes on "
             "training those; new adapters apply only after a full fine-tune"
+        )
+    pref = validate_config(PreferenceConfig, params.get("preference", {}), "preference")
+    if pref.enabled and pref.lora.enabled and training.lora.enabled:
+        raise ConfigError(
+            "preference.lora.enabled: SFT trained LoRA adapters (train.lora.enabled), and DPO/"
+            "ORPO goes on training those; new adapters apply only after a full fine-tune"
+        )
+    if pref.enabled and not (pref.pairs.labelled or pref.pairs.on_policy):
+        raise ConfigError(
+            "preference.pairs: labelled and on_policy are both false: no pair to train on"
         )
     preflight(model, training, runtime, eval_cfg, root)
     if not (root / DATASET_MANIFEST).is_file():

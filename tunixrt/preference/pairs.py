@@ -81,3 +81,17 @@ def pair_attempts(
         for k, (c, r) in enumerate(zip(right, wrong, strict=False))
         if k < max_pairs
     ]
+
+
+def choose_pairs(pairs: Sequence[Pair], *, seed: int, max_per_problem: int) -> list[Pair]:
+    """At most `max_per_problem` of each problem's pairs, chosen by the seed and the problem id
+    (not by their order), in the order of the problems' first pairs."""
+    by_problem: dict[str, list[Pair]] = {}
+    for p in pairs:
+        by_problem.setdefault(p.problem_id, []).append(p)
+    out: list[Pair] = []
+    for problem_id, group in by_problem.items():
+        group = sorted(group, key=lambda p: p.id)
+        _rng(seed, problem_id).shuffle(group)
+        out += group[:max_per_problem]
+    return out

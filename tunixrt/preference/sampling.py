@@ -10,10 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from tunixrt.evaluate.generate import PROMPT_BUCKET
 from tunixrt.evaluate.problems import Problem
 from tunixrt.preference.pairs import Attempt, Pair, judge, pair_attempts
-from tunixrt.train import runtime
 
 
 def sample_completions(
@@ -28,50 +26,21 @@ def sample_completions(
     mesh: Any = None,
 ) -> list[str]:
     """One sampled completion per prompt (repeat a prompt to sample it several times)."""
-    import contextlib
-
-    import jax
-    from tunix.generate import sampler as sampler_lib
+    from tunixrt.evaluate.generate import GreedyGenerator
 
     if not prompts:
         return []
-    cfg = model.config
-    vocab = int(getattr(cfg, "num_embed", None) or cfg.vocab_size)
-    forbidden = list(range(tokenizer.vocab_size, vocab)) or None
-    longest = max(len(tokenizer.encode(p)) + 1 for p in prompts)
-    prompt_len = -(-longest // PROMPT_BUCKET) * PROMPT_BUCKET
-    sampler = sampler_lib.Sampler(
+    sampler = GreedyGenerator(
         model,
         tokenizer,
-        sampler_lib.CacheConfig(
-            cache_size=prompt_len + max_new_tokens,
-            num_layers=cfg.num_layers,
-            num_kv_heads=cfg.num_kv_heads,
-            head_dim=cfg.head_dim,
-        ),
+        max_new_tokens=max_new_tokens,
+        max_prompt_tokens=max(len(tokenizer.encode(p)) + 1 for p in prompts),
+        batch_size=batch_size,
+        mesh=mesh,
+        temperature=temperature,
+        seed=seed,
     )
-    key = jax.random.key(seed)
-    out: list[str] = []
-    ctx = runtime.use_mesh(mesh) if mesh is not None else contextlib.nullcontext()
-    with ctx:
-        for b, start in enumerate(range(0, len(prompts), batch_size)):
-            batch = list(prompts[start : start + batch_size])
-            n = len(batch)
-            batch += [batch[-1]] * (batch_size - n)  # one shape, one compilation
-            result = sampler(
-                batch,
-                max_generation_steps=max_new_tokens,
-                max_prompt_length=prompt_len,
-                eos_tokens=tokenizer.stop_ids(),
-                forbidden_tokens=forbidden,
-                temperature=temperature,
-                # Tunix 0.1.7 decodes greedily when top_p and top_k are both None: every
-                # sample of a prompt would be the same
-                top_p=1.0,
-                seed=jax.random.key_data(jax.random.fold_in(key, b)),
-            )
-            out.extend(result.text[:n])
-    return out
+    return sampler(prompts)
 
 
 def on_policy_pairs(

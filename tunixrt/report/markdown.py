@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +153,20 @@ def load_published(root: Path) -> dict[str, Any] | None:
     }
 
 
+TUNED_LABELS = {"grpo": "GRPO", "dpo": "DPO", "orpo": "ORPO"}  # evaluate's models after SFT
+
+
+def tuned_text(em: Mapping[str, Any], pct: Any) -> str:
+    """`, after GRPO 59.0% (+57.0 points over SFT), after DPO ...` for the models evaluate
+    scored after SFT, each from the SFT checkpoint."""
+    return "".join(
+        f", after {label} {pct(em[name]['exact_match'])} "
+        f"({100 * em[f'delta_{name}']:+.1f} points over SFT)"
+        for name, label in TUNED_LABELS.items()
+        if name in em
+    )
+
+
 NOT_PUBLISHED = "a pipeline from before the publish stage, or the stage has not run"
 
 
@@ -182,12 +197,7 @@ def render_report(root: Path) -> str:
         f"- training: {tm['steps']} steps, loss {tm['loss_first']:.4f} -> {tm['loss_last']:.4f}",
         f"- exact match on {after['n']} held-out problems: before {_pct(before['exact_match'])}, "
         f"after {_pct(after['exact_match'])} (delta {100 * em['delta']:+.1f} points)"
-        + (
-            f", after GRPO {_pct(em['grpo']['exact_match'])} "
-            f"({100 * em['delta_grpo']:+.1f} points over SFT)"
-            if "grpo" in em
-            else ""
-        ),
+        + tuned_text(em, _pct),
         _published_line(load_published(root)),
         "",
         "Next:",

@@ -26,10 +26,12 @@ from tunixrt.report.markdown import (
     CONTAMINATION_ACTIONS,
     NOT_PUBLISHED,
     POLICIES,
+    TUNED_LABELS,
     WEIGHTS,
     duplicate_prompts,
     load_outputs,
     load_published,
+    tuned_text,
 )
 
 LIVE_TRAIN = TRAIN_DIR / "live" / "plots" / "metrics" / "train"
@@ -267,13 +269,10 @@ def _lineage(rm: Mapping[str, Any], tm: Mapping[str, Any]) -> str:
 
 def _evaluation(em: Mapping[str, Any]) -> str:
     b, a = em["before"], em["after"]
-    models = [("before", b), ("after", a)] + ([("after GRPO", em["grpo"])] if "grpo" in em else [])
-    grpo = (
-        f", after GRPO <b>{_pct(em['grpo']['exact_match'])}</b> "
-        f"({100 * em['delta_grpo']:+.1f} points over SFT)"
-        if "grpo" in em
-        else ""
-    )
+    models = [("before", b), ("after", a)] + [
+        (f"after {label}", em[name]) for name, label in TUNED_LABELS.items() if name in em
+    ]
+    grpo = tuned_text(em, lambda x: f"<b>{_pct(x)}</b>")
     out = [
         f"<p>Exact match on {a['n']} held-out problems: before {_pct(b['exact_match'])}, "
         f"after <b>{_pct(a['exact_match'])}</b> (delta {100 * em['delta']:+.1f} points)"

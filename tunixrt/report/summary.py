@@ -20,9 +20,10 @@ def summary(train: Mapping[str, Any], evaluation: Mapping[str, Any]) -> dict[str
         "exact_match_after": after["exact_match"],
         "exact_match_gain": evaluation["delta"],
     }
-    if grpo := evaluation.get("grpo"):
-        out["exact_match_after_grpo"] = grpo["exact_match"]
-        out["grpo_gain"] = round(grpo["exact_match"] - after["exact_match"], 6)
+    for name in ("grpo", "dpo", "orpo"):  # each from the SFT checkpoint
+        if tuned := evaluation.get(name):
+            out[f"exact_match_after_{name}"] = tuned["exact_match"]
+            out[f"{name}_gain"] = round(tuned["exact_match"] - after["exact_match"], 6)
     out |= {
         "train_loss_first": train.get("loss_first"),
         "train_loss_last": train.get("loss_last"),
