@@ -19,10 +19,17 @@ BENCHMARKS = sorted(p for p in (REPO / "benchmarks").glob("*.py") if not p.name.
 FIGURES = {
     "data_throughput.py": [r"\bingest\s+1000\s", r"\bexport\s+\d+\s", r"pass-through"],
     "decode_throughput.py": [r"KV cache\): [\d,]+ generated tokens/s", r"no cache\):\s+[\d.]+"],
-    "grpo_preset.py": [r"wall time: ", r"GRPO: 2 steps of 2 prompts x 2", r"targets not checked"],
+    "preset_after_sft.py": [
+        r"wall time: ",
+        r"after GRPO: [\d.]+%",
+        r"after DPO: [\d.]+%",
+        r"GRPO: 2 steps of 2 prompts x 2",
+        r"DPO: \d+ pairs .* 2 steps of 2",
+        r"targets not checked",
+    ],
     "train_throughput.py": [r'"tunixrt_tokens_per_s": \d', r'"ratio": \d', r'"steps": 6,'],
 }
-SLOW = {"grpo_preset.py"}  # the whole pipeline through DVC in a clone
+SLOW = {"preset_after_sft.py"}  # the whole pipeline through DVC in a clone
 SMOKE_TIMEOUT_S = 600  # far above what any smoke run takes, even on a loaded 2-core machine
 
 

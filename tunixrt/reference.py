@@ -206,7 +206,9 @@ GROUP_READERS = {
     "runtime": "manifest",
     "eval": "dataset (`sets`: decontamination), manifest (checks it), evaluate",
     "rl": "manifest (checks it), rl; evaluate and publish (`enabled`, `lora`)",
-    "preference": "manifest (checks it), preference; evaluate (`enabled`, `algorithm`, `lora`)",
+    "preference": (
+        "manifest (checks it), preference; evaluate (`enabled`, `algorithm`, `lora`, `seed`)"
+    ),
     "publish": "publish",
     "experiment": "presets over any group (none by default)",
 }

@@ -229,7 +229,7 @@ def upgrade_commands(dvc_yaml: Path) -> list[str]:
     return [
         f"dvc.yaml ({', '.join(stale) or 'no stage changed'})",
         *(f"dvc.yaml: new stage {name}" for name in new_stages),
-        *(f"dvc.yaml: {name} now depends on {dep}" for name, dep in added),
+        *(f"dvc.yaml: {name} now {VERBS[key]} {item}" for name, key, item in added),
     ]
 
 
@@ -261,26 +261,46 @@ def _add_missing_stages(text: str) -> tuple[str, list[str]]:
     return "".join(lines), missing
 
 
-def _add_missing_deps(text: str) -> tuple[str, list[tuple[str, str]]]:
-    """The data deps the installed stages declare (e.g. models/ for manifest) that the user's
-    dvc.yaml lacks, added under each stage's `deps:` (the rest of the text is kept as it is)."""
+def _name(item: Any) -> str:
+    return next(iter(item)) if isinstance(item, dict) else str(item)
+
+
+VERBS = {"deps": "depends on", "params": "reads", "outs": "writes"}
+
+
+def _add_missing_deps(text: str) -> tuple[str, list[tuple[str, str, str]]]:
+    """The data deps, params and plain outs the installed stages declare (e.g. models/ for
+    manifest, preference.enabled for evaluate) that the user's dvc.yaml lacks, added under each
+    stage's `deps:`, `params:` or `outs:` (the rest of the text is kept as it is)."""
+    added: list[tuple[str, str, str]] = []
+    for key in VERBS:
+        text, more = _add_missing(text, key)
+        added += [(name, key, item) for name, item in more]
+    return text, added
+
+
+def _add_missing(text: str, key: str) -> tuple[str, list[tuple[str, str]]]:
     doc = yaml.safe_load(text) or {}
     lines, added = text.splitlines(keepends=True), []
     for name, spec in STAGES.items():
         stage = (doc.get("stages") or {}).get(name)
         if not isinstance(stage, dict):
             continue
-        missing = [d for d in spec.deps if d not in (stage.get("deps") or [])]
+        have = {_name(i) for i in stage.get(key) or []}
+        wanted = [i for i in getattr(spec, key) if isinstance(i, str)]  # outs with options: not
+        missing = [d for d in wanted if d not in have]
         if not missing:
             continue
         start = next((i for i, line in enumerate(lines) if line.rstrip() == f"  {name}:"), None)
-        if start is None or not isinstance(stage.get("deps"), list):
+        if start is None or not isinstance(stage.get(key), list):
             continue  # a layout of the user's own: left to them (status names the stale stage)
-        at = next(i for i in range(start, len(lines)) if lines[i].strip().startswith("deps:"))
+        at = next(i for i in range(start, len(lines)) if lines[i].strip().startswith(f"{key}:"))
         item = lines[at + 1] if lines[at + 1].lstrip().startswith("- ") else lines[at]
         indent = " " * (len(item) - len(item.lstrip()))
         end = at + 1
-        while end < len(lines) and lines[end].startswith(f"{indent}- "):
+        while end < len(lines) and (
+            lines[end].startswith(f"{indent}- ") or lines[end].startswith(f"{indent}  ")
+        ):
             end += 1
         lines[end:end] = [f"{indent}- {d}\n" for d in missing]
         added += [(name, d) for d in missing]

@@ -171,6 +171,7 @@ def train_preference(manifest: RunManifest, cfg: PreferenceConfig, root: Path) -
     )
     from tunixrt.train.examples import sequence_parts
     from tunixrt.train.metrics import clear_outputs, live_staging, publish_live, write_reports
+    from tunixrt.train.schedules import warmup_schedule
     from tunixrt.train.trainer import Checkpoints, Preemption
 
     if cfg.lora.enabled and manifest.training.lora.enabled:
@@ -260,13 +261,7 @@ def train_preference(manifest: RunManifest, cfg: PreferenceConfig, root: Path) -
         model = add_lora(model, manifest, cfg.lora, mesh, seed=cfg.seed)
 
     history = History(restored_meta, restored_step)
-    warmup = cfg.warmup_steps
-
-    def learning_rate(count: Any) -> Any:
-        import jax.numpy as jnp
-
-        lr = cfg.learning_rate
-        return lr * jnp.minimum(1.0, (count + 1) / warmup) if warmup else lr
+    learning_rate = warmup_schedule(cfg.learning_rate, cfg.warmup_steps, cfg.lr_schedule, steps)
 
     adamw = optax.adamw(learning_rate, weight_decay=0.0)
     optimizer = (

@@ -83,19 +83,9 @@ def _round_up(n: int, k: int) -> int:
 def lr_schedule(cfg: RLConfig) -> Callable[[Any], Any]:
     """The learning rate of optimizer update `count` (from 0): a linear warm-up, then constant or
     a cosine decay that reaches 0 at `max_steps`."""
-    import jax.numpy as jnp
+    from tunixrt.train.schedules import warmup_schedule
 
-    def learning_rate(count: Any) -> Any:
-        lr = cfg.learning_rate
-        if cfg.warmup_steps:
-            lr = lr * jnp.minimum(1.0, (count + 1) / cfg.warmup_steps)
-        if cfg.lr_schedule == "cosine":
-            span = max(1, cfg.max_steps - cfg.warmup_steps)
-            done = jnp.clip((count - cfg.warmup_steps) / span, 0.0, 1.0)
-            lr = lr * 0.5 * (1.0 + jnp.cos(jnp.pi * done))
-        return lr
-
-    return learning_rate
+    return warmup_schedule(cfg.learning_rate, cfg.warmup_steps, cfg.lr_schedule, cfg.max_steps)
 
 
 def grpo(manifest: RunManifest, cfg: RLConfig, root: Path) -> dict[str, Any]:

@@ -1,0 +1,142 @@
+"""The preference stage on a labelled dump: DPO on the SFT checkpoint through DVC, evaluate and
+the report showing it beside SFT, a resume after SIGKILL that ends as an uninterrupted run, and
+`preference.enabled=false` leaving the pipeline's dvc.lock exactly as it was."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+from conftest import BIN, env, iter_jsonl, make_pipeline, sh, tunixrt
+
+from tunixrt.verify.model import checkpoint_digest
+
+pytestmark = pytest.mark.e2e
+
+DUMP = Path(__file__).parent / "data" / "labelled_attempts.jsonl"
+BASE = [
+    "experiment=smoke",
+    "source=files",
+    "source.paths=[inputs/labelled_attempts.jsonl]",
+    "train.max_steps=20",
+    "train.max_seq_length=288",
+]
+DPO = [
+    "preference.enabled=true",
+    "preference.batch_size=4",
+    "preference.max_steps=4",
+    "preference.pairs.prompts=4",  # on-policy sampling runs; this model gets none right
+    "preference.pairs.samples=2",
+    "preference.pairs.max_new_tokens=16",
+    "preference.checkpoint_every_steps=2",
+    "preference.eval_every_steps=2",
+    "preference.eval_problems=4",
+]
+OUTS = ["runs/preference/metrics.json", "runs/preference/pairs.jsonl"]
+
+
+def _outs(root: Path) -> dict[str, object]:
+    out: dict[str, object] = {p: (root / p).read_bytes() for p in OUTS}
+    out["live"] = sorted(
+        (p.relative_to(root).as_posix(), p.read_bytes())
+        for p in (root / "runs/preference/live").rglob("*")
+        if p.is_file()
+    )
+    out["weights"] = checkpoint_digest(root / "runs/preference/checkpoints/policy")
+    return out
+
+
+def _killed_after_checkpoint(root: Path, step: int, log: Path) -> str:
+    """The stage as DVC runs it, SIGKILLed once it has committed its checkpoint of `step`."""
+    sh("rm", "-rf", *OUTS, "runs/preference/live", cwd=root)
+    started = time.time()
+    done = root / "runs/preference/checkpoints/policy" / str(step) / "_CHECKPOINT_METADATA"
+
+    def written() -> bool:  # by this run: the run before left its own, which it sets aside
+        try:
+            return done.stat().st_mtime >= started
+        except FileNotFoundError:
+            return False
+
+    with log.open("wb") as err:
+        proc = subprocess.Popen(
+            [str(BIN / "python"), "-m", "stages.preference"],
+            cwd=root,
+            env=env(),
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+        deadline = time.monotonic() + 300
+        while not written() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proc.poll() is None, "the run ended before it was killed"
+        assert written(), "no checkpoint in time"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not (root / "runs/preference/metrics.json").exists()
+    return log.read_text()
+
+
+def test_dpo_on_a_labelled_dump(tmp_path: Path) -> None:
+    root = make_pipeline(tmp_path / "p", git=False)
+    shutil.copy(DUMP, root / "inputs" / DUMP.name)
+    sh("git", "init", "-q", "-b", "main", cwd=root)
+    sh("git", "add", "-A", cwd=root)
+    sh("git", "commit", "-q", "-m", "pipeline", cwd=root)
+    tunixrt("compose", *BASE, cwd=root)
+    sh("dvc", "repro", cwd=root)
+    lock_without = (root / "dvc.lock").read_bytes()
+    assert orjson.loads((root / "runs/preference/metrics.json").read_bytes()) == {
+        "enabled": False
+    }
+    assert (root / "runs/preference/pairs.jsonl").read_bytes() == b""
+    assert len(list(iter_jsonl(root / "data/export/pairs.jsonl"))) > 8
+
+    # DPO after SFT through DVC: evaluate scores it beside SFT, the report and summary show it
+    tunixrt("compose", *BASE, *DPO, cwd=root)
+    sh("dvc", "repro", cwd=root)
+    m = orjson.loads((root / "runs/preference/metrics.json").read_bytes())
+    assert m["enabled"] is True and m["algorithm"] == "dpo" and m["steps"] == 4
+    assert m["pairs"] == m["pairs_labelled"] + m["pairs_on_policy"] >= 8
+    assert m["on_policy_samples"] == 8
+    assert sorted(m["heldout_exact_match"], key=int) == ["0", "2", "4"]
+    assert m["loss_first"] == pytest.approx(0.693147, abs=1e-4)  # log 2: the policy is the ref
+    trained = list(iter_jsonl(root / "runs/preference/pairs.jsonl"))
+    assert len(trained) == m["pairs"]
+    assert all(p["chosen"] != p["rejected"] for p in trained)
+    evaluated = orjson.loads((root / "runs/eval/metrics.json").read_bytes())
+    assert {"before", "after", "dpo", "delta_dpo"} <= set(evaluated)
+    assert "after DPO" in (root / "runs/report.md").read_text()
+    summary = orjson.loads((root / "runs/summary.json").read_bytes())
+    assert "exact_match_after_dpo" in summary and "dpo_gain" in summary
+    series = root / "runs/preference/live/plots/metrics/preference"
+    assert {"loss.tsv", "reward_margin.tsv", "logp_chosen.tsv", "logp_rejected.tsv"} <= {
+        p.name for p in series.iterdir()
+    }
+
+    # an edit to code the numbers depend on starts the run over (the one before is set aside);
+    # killed after its step-2 checkpoint and run again through DVC, it resumes and ends with the
+    # outs of the uninterrupted run (a comment edit: the same numbers)
+    uninterrupted = _outs(root)
+    batches = root / "tunixrt/preference/batches.py"
+    original = batches.read_text()
+    batches.write_text(original + "\n# an edit\n")
+    killed = _killed_after_checkpoint(root, 2, tmp_path / "killed.log")
+    assert "belong to another configuration" in killed and "resuming" not in killed
+    resumed = sh("dvc", "repro", "preference", cwd=root)
+    assert "resuming from checkpoint step 2 of 4" in resumed.stderr
+    assert "pairs kept with the checkpoints" in resumed.stderr
+    assert _outs(root) == uninterrupted
+    batches.write_text(original)
+
+    # off again: the lock is byte for byte what it was before DPO ever ran
+    tunixrt("compose", *BASE, "preference.enabled=false", cwd=root)
+    sh("dvc", "repro", cwd=root)
+    assert (root / "dvc.lock").read_bytes() == lock_without
+    assert any((root / "runs/preference/checkpoints.aside").iterdir())
