@@ -92,9 +92,7 @@ def test_dpo_on_a_labelled_dump(tmp_path: Path) -> None:
     tunixrt("compose", *BASE, cwd=root)
     sh("dvc", "repro", cwd=root)
     lock_without = (root / "dvc.lock").read_bytes()
-    assert orjson.loads((root / "runs/preference/metrics.json").read_bytes()) == {
-        "enabled": False
-    }
+    assert orjson.loads((root / "runs/preference/metrics.json").read_bytes()) == {"enabled": False}
     assert (root / "runs/preference/pairs.jsonl").read_bytes() == b""
     assert len(list(iter_jsonl(root / "data/export/pairs.jsonl"))) > 8
 
