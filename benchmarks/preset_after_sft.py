@@ -37,6 +37,7 @@ DUMP = "tests/data/labelled_attempts.jsonl"
 SMOKE = [
     "source=files",
     "source.paths=[inputs/labelled_attempts.jsonl]",
+    "~source.answer_only_fraction",  # the preset's, for its synthetic source
     "train.max_steps=4",
     "train.batch_size=8",
     "train.max_seq_length=288",
