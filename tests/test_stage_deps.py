@@ -96,11 +96,11 @@ def test_type_checking_imports_do_not_count(tmp_path: Path) -> None:
     assert got == {"__init__.py", "a.py", "c.py"}
 
 
-def test_editing_an_adapter_reruns_ingest_dataset_rl_and_evaluate_only(tmp_path: Path) -> None:
+def test_editing_an_adapter_reruns_ingest_dataset_and_the_stages_after_sft(tmp_path: Path) -> None:
     """With the committed dvc.lock, a change to tunixrt/ingest/adapters.py makes `dvc status`
     report that file as a changed dep of ingest, dataset (it reads the eval sets, to
-    decontaminate), rl and evaluate (both read problems through evaluate.problems, which renders
-    eval items like ingest), and of no other stage."""
+    decontaminate), rl, preference and evaluate (they read problems through evaluate.problems,
+    which renders eval items like ingest), and of no other stage."""
     root = make_pipeline(tmp_path / "p", smoke=False)
     shutil.copy2(REPO / "dvc.lock", root / "dvc.lock")
 
@@ -116,4 +116,4 @@ def test_editing_an_adapter_reruns_ingest_dataset_rl_and_evaluate_only(tmp_path:
     adapters.write_text(adapters.read_text() + "\n# edited\n")
     after = changed_deps()
     touched = {s for s in after if after[s] - before.get(s, set())}
-    assert touched == {"ingest", "dataset", "rl", "evaluate"}
+    assert touched == {"ingest", "dataset", "rl", "preference", "evaluate"}

@@ -197,12 +197,21 @@ STAGES: dict[str, StageSpec] = {
         ),
         StageSpec(
             "publish",
-            ("publish", "rl.enabled", "rl.lora"),
+            (
+                "publish",
+                "rl.enabled",
+                "rl.lora",
+                "preference.enabled",
+                "preference.algorithm",
+                "preference.lora",
+                "preference.seed",
+            ),
             "tunixrt.publish.stage:run",
             deps=(
                 RUN_MANIFEST.as_posix(),
                 f"{TRAIN_DIR}/{CHECKPOINTS}",
                 f"{RL_DIR}/{CHECKPOINTS}",  # the GRPO policy, when rl.enabled
+                f"{PREFERENCE_DIR}/{CHECKPOINTS}",  # the DPO/ORPO policy, when preference.enabled
                 TRAIN_METRICS.as_posix(),
                 RL_METRICS.as_posix(),
                 EVAL_METRICS.as_posix(),

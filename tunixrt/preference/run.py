@@ -164,6 +164,7 @@ def train_preference(manifest: RunManifest, cfg: PreferenceConfig, root: Path) -
     from tunixrt.preference.batches import pair_arrays
     from tunixrt.preference.history import History, preference_metrics, write_live
     from tunixrt.preference.pairs import judge
+    from tunixrt.schedules import warmup_schedule
     from tunixrt.train.checkpoints import (
         latest_checkpoint,
         prune_checkpoints,
@@ -171,7 +172,6 @@ def train_preference(manifest: RunManifest, cfg: PreferenceConfig, root: Path) -
     )
     from tunixrt.train.examples import sequence_parts
     from tunixrt.train.metrics import clear_outputs, live_staging, publish_live, write_reports
-    from tunixrt.train.schedules import warmup_schedule
     from tunixrt.train.trainer import Checkpoints, Preemption
 
     if cfg.lora.enabled and manifest.training.lora.enabled:

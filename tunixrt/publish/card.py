@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from tunixrt.manifest.schema import RunManifest
+from tunixrt.publish.config import POLICIES
 from tunixrt.train.checkpoints import CADENCE_FIELDS
 
 # the license of a base model, by the start of its Hugging Face id (the model's own card's)
@@ -22,14 +23,20 @@ KNOWN_LICENSES = {
     "meta-llama/Llama-3.1": "llama3.1",
     "meta-llama/Meta-Llama-3": "llama3",
 }
-EVAL_COLUMNS = (("before", "before"), ("after", "after SFT"), ("grpo", "after GRPO"))
+EVAL_COLUMNS = (
+    ("before", "before"),
+    ("after", "after SFT"),
+    ("grpo", "after GRPO"),
+    ("dpo", "after DPO"),
+    ("orpo", "after ORPO"),
+)
 
 
 @dataclass(frozen=True)
 class Published:
     """What the stage wrote, for the card."""
 
-    policy: str  # sft | grpo
+    policy: str  # sft | grpo | dpo | orpo
     weights: str  # full | merged | adapters
     dtype: str
     files: Sequence[str]
@@ -81,7 +88,7 @@ def eval_table(metrics: Mapping[str, Any]) -> list[str]:
 def _front_matter(
     manifest: RunManifest, published: Published, license_: str | None, hub_id: bool
 ) -> str:
-    tags = ["tunixrt", "tunix", "sft", *(["grpo"] if published.policy == "grpo" else [])]
+    tags = ["tunixrt", "tunix", "sft", *([published.policy] if published.policy != "sft" else [])]
     if published.weights != "full":
         tags.append("lora")
     front: dict[str, Any] = {}
@@ -121,7 +128,7 @@ def model_card(
 ) -> str:
     m = manifest.model
     hub_id = "/" in m.model_id
-    policy = {"sft": "the SFT model (train stage)", "grpo": "the GRPO model (rl stage)"}
+    policy = POLICIES
     layout = {
         "full": "all weights, fully fine-tuned",
         "merged": "LoRA adapters merged into the base weights",

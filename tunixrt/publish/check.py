@@ -14,20 +14,25 @@ import numpy as np
 from tunixrt.jsonio import read_json
 from tunixrt.manifest.schema import LoraSection, RunManifest
 from tunixrt.paths import PUBLISH_DIR
+from tunixrt.preference.config import PreferenceConfig
 from tunixrt.publish.card import eval_rows
 from tunixrt.publish.config import PublishConfig
 from tunixrt.rl.config import RLConfig
 
 
 def weight_differences(
-    manifest: RunManifest, cfg: PublishConfig, rl: RLConfig, root: Path
+    manifest: RunManifest,
+    cfg: PublishConfig,
+    rl: RLConfig,
+    root: Path,
+    pref: PreferenceConfig | None = None,
 ) -> list[str]:
     """Parameters whose published value is not the policy's (merged LoRA, in the published
     dtype), read back through Tunix's safetensors loader; [] when every one is equal. A PEFT
     folder is compared with the adapters it was factored from."""
     from tunixrt.publish.stage import policy_model
 
-    model, _, mesh, _, lora = policy_model(manifest, cfg, rl, root)
+    model, _, mesh, _, lora = policy_model(manifest, cfg, rl, root, pref)
     return folder_differences(root / PUBLISH_DIR, manifest.model.family, model, lora, mesh)
 
 

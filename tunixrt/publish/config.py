@@ -6,14 +6,21 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Policy = Literal["sft", "grpo"]
+Policy = Literal["sft", "grpo", "dpo", "orpo"]
+POLICIES: dict[str, str] = {  # what each policy is, as the card and the report say it
+    "sft": "the SFT model (train stage)",
+    "grpo": "the GRPO model (rl stage)",
+    "dpo": "the DPO model (preference stage)",
+    "orpo": "the ORPO model (preference stage)",
+}
 
 
 class PublishConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     policy: Policy | None = Field(
-        None, description="which trained policy: sft | grpo; null: the last one trained"
+        None,
+        description="which trained policy: sft | grpo | dpo | orpo; null: the last one trained",
     )
     lora: Literal["merged", "adapters"] = Field(
         "merged",

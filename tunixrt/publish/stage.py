@@ -17,6 +17,7 @@ from tunixrt.errors import ConfigError
 from tunixrt.jsonio import read_json, write_json
 from tunixrt.manifest.schema import LoraSection, RunManifest
 from tunixrt.paths import EVAL_METRICS, MODELS_DIR, PUBLISH_DIR, RL_METRICS, TRAIN_METRICS
+from tunixrt.preference.config import PreferenceConfig
 from tunixrt.publish.card import Published, base_license, model_card
 from tunixrt.publish.config import Policy, PublishConfig
 from tunixrt.rl.config import RLConfig
@@ -24,31 +25,51 @@ from tunixrt.stages import STAGES
 from tunixrt.validation import validate_config
 
 # the policy stages in the order they run: the default publishes the last one that trained
-POLICY_STAGES: tuple[tuple[Policy, str], ...] = (("sft", "train"), ("grpo", "rl"))
+POLICY_STAGES: tuple[tuple[Policy, str], ...] = (
+    ("sft", "train"),
+    ("grpo", "rl"),
+    ("dpo", "preference"),
+    ("orpo", "preference"),
+)
+PREFERENCE_POLICIES = ("dpo", "orpo")
 
 
-def trained_policies(rl: RLConfig) -> list[Policy]:
-    return [p for p, _ in POLICY_STAGES if p != "grpo" or rl.enabled]
+def trained_policies(rl: RLConfig, pref: PreferenceConfig | None = None) -> list[Policy]:
+    pref = pref or PreferenceConfig()
+    ran = {"sft": True, "grpo": rl.enabled}
+    ran |= {a: pref.enabled and pref.algorithm == a for a in PREFERENCE_POLICIES}
+    return [p for p, _ in POLICY_STAGES if ran[p]]
 
 
-def chosen_policy(cfg: PublishConfig, rl: RLConfig) -> Policy:
-    trained = trained_policies(rl)
+def chosen_policy(cfg: PublishConfig, rl: RLConfig, pref: PreferenceConfig | None = None) -> Policy:
+    trained = trained_policies(rl, pref)
     if cfg.policy is None:
         return trained[-1]
     if cfg.policy not in trained:
+        how = (
+            "rl.enabled is false: GRPO did not run; set rl.enabled=true"
+            if cfg.policy == "grpo"
+            else f"preference.enabled/algorithm did not train {cfg.policy.upper()}; set "
+            f"preference.enabled=true preference.algorithm={cfg.policy}"
+        )
         raise ConfigError(
-            f"publish.policy: {cfg.policy!r}, but rl.enabled is false: GRPO did not run; set "
-            "rl.enabled=true, or publish.policy=sft (or null: the last policy trained)"
+            f"publish.policy: {cfg.policy!r}, but {how}, or publish.policy to one of "
+            f"{', '.join(trained)} (or null: the last policy trained)"
         )
     return cfg.policy
 
 
-def _lora(manifest: RunManifest, rl: RLConfig, policy: Policy) -> LoraSection | None:
-    """The adapters the published model has: SFT's (GRPO trains those too), or GRPO's own."""
+def _lora(
+    manifest: RunManifest, rl: RLConfig, pref: PreferenceConfig, policy: Policy
+) -> LoraSection | None:
+    """The adapters the published model has: SFT's (GRPO and DPO/ORPO train those too), or the
+    later stage's own."""
     if manifest.training.lora.enabled:
         return manifest.training.lora
     if policy == "grpo" and rl.lora.enabled:
         return rl.lora
+    if policy in PREFERENCE_POLICIES and pref.lora.enabled:
+        return pref.lora
     return None
 
 
@@ -100,20 +121,33 @@ def _lock(root: Path) -> dict[str, Any] | None:
 
 
 def policy_model(
-    manifest: RunManifest, cfg: PublishConfig, rl: RLConfig, root: Path
+    manifest: RunManifest,
+    cfg: PublishConfig,
+    rl: RLConfig,
+    root: Path,
+    pref: PreferenceConfig | None = None,
 ) -> tuple[Any, Any, Any, Policy, LoraSection | None]:
     """The chosen policy's model as evaluate scored it (LoRA unmerged), its tokenizer and mesh,
     the policy, and its adapters' section (None: no LoRA)."""
-    from tunixrt.evaluate.generate import load_model, restore_grpo
+    from tunixrt.evaluate.generate import load_model, restore_grpo, restore_preference
 
-    policy = chosen_policy(cfg, rl)
+    pref = pref or PreferenceConfig()
+    policy = chosen_policy(cfg, rl, pref)
     model, tokenizer, mesh = load_model(manifest, root, trained=True)
     if policy == "grpo":
         model = restore_grpo(model, manifest, root, mesh, rl)
-    return model, tokenizer, mesh, policy, _lora(manifest, rl, policy)
+    elif policy in PREFERENCE_POLICIES:
+        model = restore_preference(model, manifest, root, mesh, pref)
+    return model, tokenizer, mesh, policy, _lora(manifest, rl, pref, policy)
 
 
-def publish(manifest: RunManifest, cfg: PublishConfig, rl: RLConfig, root: Path) -> Published:
+def publish(
+    manifest: RunManifest,
+    cfg: PublishConfig,
+    rl: RLConfig,
+    root: Path,
+    pref: PreferenceConfig | None = None,
+) -> Published:
     from tunixrt.manifest.weights import checkpoint_dir
     from tunixrt.paths import confined
     from tunixrt.publish.hf_config import generation_config, hf_config
@@ -122,7 +156,7 @@ def publish(manifest: RunManifest, cfg: PublishConfig, rl: RLConfig, root: Path)
     from tunixrt.publish.tokenizer_files import write_tokenizer
     from tunixrt.publish.weights import adapter_tensors, merged, read_model
 
-    model, tokenizer, _, policy, lora = policy_model(manifest, cfg, rl, root)
+    model, tokenizer, _, policy, lora = policy_model(manifest, cfg, rl, root, pref)
     params, adapters = read_model(model)
     family, mcfg = manifest.model.family, model.config
     del model
@@ -194,6 +228,7 @@ def run(params: Mapping[str, Any], root: Path) -> None:
 
     cfg = validate_config(PublishConfig, params.get("publish", {}), "publish")
     rl = validate_config(RLConfig, params.get("rl", {}), "rl")
+    pref = validate_config(PreferenceConfig, params.get("preference", {}), "preference")
     require_training_extras()
     manifest = load_run_manifest(root)
     if manifest.runtime.launcher == "ray":  # it decodes nothing: the head's devices will do
@@ -201,7 +236,7 @@ def run(params: Mapping[str, Any], root: Path) -> None:
 
         print("publish: runs here, on the head, in one process", file=sys.stderr)
         manifest = single_host(manifest, any_platform=True)
-    published = publish(manifest, cfg, rl, root)
+    published = publish(manifest, cfg, rl, root, pref)
     print(
         f"publish: the {published.policy} policy ({published.weights}, {published.dtype}) in "
         f"the Hugging Face layout -> {PUBLISH_DIR}/ ({', '.join(published.files)})",

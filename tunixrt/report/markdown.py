@@ -23,7 +23,6 @@ from tunixrt.paths import (
 
 MODEL_CARD = PUBLISH_DIR / "README.md"
 CARD_LINK = "publish/README.md"  # from runs/, where the report pages are written
-POLICIES = {"sft": "the SFT model (train stage)", "grpo": "the GRPO model (rl stage)"}
 WEIGHTS = {
     "full": "all weights, fully fine-tuned",
     "merged": "LoRA adapters merged into the base weights",
@@ -144,7 +143,7 @@ def load_published(root: Path) -> dict[str, Any] | None:
     return {
         "folder": f"{PUBLISH_DIR.as_posix()}/",
         "card": MODEL_CARD.as_posix(),
-        "policy": "grpo" if "grpo" in tags else "sft",
+        "policy": next((p for p in ("grpo", "dpo", "orpo") if p in tags), "sft"),
         "weights": weights,
         "dtype": _weights_dtype(tensors[0]) if tensors else "-",
         "license": front.get("license"),

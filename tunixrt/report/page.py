@@ -20,12 +20,12 @@ import orjson
 
 from tunixrt.jsonio import iter_lines
 from tunixrt.paths import PREDICTIONS, PUBLISH_DIR, TRAIN_DIR
+from tunixrt.publish.config import POLICIES
 from tunixrt.report.charts import histogram_chart, line_chart
 from tunixrt.report.markdown import (
     CARD_LINK,
     CONTAMINATION_ACTIONS,
     NOT_PUBLISHED,
-    POLICIES,
     TUNED_LABELS,
     WEIGHTS,
     duplicate_prompts,

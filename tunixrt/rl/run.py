@@ -83,7 +83,7 @@ def _round_up(n: int, k: int) -> int:
 def lr_schedule(cfg: RLConfig) -> Callable[[Any], Any]:
     """The learning rate of optimizer update `count` (from 0): a linear warm-up, then constant or
     a cosine decay that reaches 0 at `max_steps`."""
-    from tunixrt.train.schedules import warmup_schedule
+    from tunixrt.schedules import warmup_schedule
 
     return warmup_schedule(cfg.learning_rate, cfg.warmup_steps, cfg.lr_schedule, cfg.max_steps)
 

@@ -29,13 +29,25 @@ from typing import Any
 import orjson
 
 from tunixrt.paths import CHECKPOINTS as CHECKPOINT_DIR
-from tunixrt.paths import EVAL_METRICS, PREDICTIONS, RL_METRICS, TRAIN_DIR, TRAIN_METRICS
+from tunixrt.paths import (
+    EVAL_METRICS,
+    PREDICTIONS,
+    PREFERENCE_METRICS,
+    RL_METRICS,
+    TRAIN_DIR,
+    TRAIN_METRICS,
+)
 
-METRICS = (TRAIN_METRICS.as_posix(), RL_METRICS.as_posix(), EVAL_METRICS.as_posix())
+METRICS = (
+    TRAIN_METRICS.as_posix(),
+    RL_METRICS.as_posix(),
+    PREFERENCE_METRICS.as_posix(),
+    EVAL_METRICS.as_posix(),
+)
 SAME_BYTES = (*METRICS, PREDICTIONS.as_posix())
 CHECKPOINTS = TRAIN_DIR / CHECKPOINT_DIR
 ABS_TOL = 1.5e-6  # metrics.json rounds to 6 decimals: one unit there, plus float noise
-RATES = ("exact_match", "delta", "delta_grpo")
+RATES = ("exact_match", "delta", "delta_grpo", "delta_dpo", "delta_orpo")
 RATE_POINTS = 0.03
 RATE_PROBLEMS = 2
 
@@ -152,6 +164,7 @@ def check_published(clone: Path, report: Any) -> None:
     from tunixrt.manifest.load import load_run_manifest
     from tunixrt.params import load_params
     from tunixrt.paths import PUBLISH_DIR
+    from tunixrt.preference.config import PreferenceConfig
     from tunixrt.publish.check import card_differences, weight_differences
     from tunixrt.publish.config import PublishConfig
     from tunixrt.rl.config import RLConfig
@@ -159,7 +172,8 @@ def check_published(clone: Path, report: Any) -> None:
     params = load_params(clone)
     cfg = PublishConfig(**params.get("publish", {}))
     rl = RLConfig(**params.get("rl", {}))
-    bad = weight_differences(load_run_manifest(clone), cfg, rl, clone)
+    pref = PreferenceConfig(**params.get("preference", {}))
+    bad = weight_differences(load_run_manifest(clone), cfg, rl, clone, pref)
     report.check(
         not bad,
         f"{PUBLISH_DIR}: the published weights are the trained policy's (read back by Tunix)",
