@@ -155,8 +155,16 @@ def test_on_policy_samples_are_seeded_and_differ_between_draws(root: Path) -> No
     style = manifest.dataset.reasoning_style
     right = f"Reasoning:\n1. worked out\nAnswer: {problems[0].expected}"
     drawn = [right, *first[1:]]
-    pairs = on_policy_pairs(problems, drawn, samples=4, style=style, seed=0)
-    assert [(p.problem_id, p.chosen) for p in pairs] == [(problems[0].id, right)]
-    assert pairs[0].rejected in first[1:4] and pairs[0].prompt == problems[0].prompt
+    pairs, n_right = on_policy_pairs(problems, drawn, samples=4, style=style, seed=0)
+    end = "<end_of_turn>"  # the turn's end, which the sampler leaves out (SFT's completions end so)
+    assert n_right == 1 and [(p.problem_id, p.chosen) for p in pairs] == [
+        (problems[0].id, right + end)
+    ]
+    assert pairs[0].rejected in [t + end for t in first[1:4]]
+    assert pairs[0].prompt == problems[0].prompt
+    # a completion cut at the length budget is never chosen nor rejected
+    cut = [True] * len(drawn)
+    cut[0] = False
+    assert on_policy_pairs(problems, drawn, samples=4, style=style, seed=0, finished=cut)[0] == []
     with pytest.raises(ValueError, match="completions for"):
         on_policy_pairs(problems, drawn[:-1], samples=4, style=style, seed=0)

@@ -79,3 +79,23 @@ def test_pairs_join_train_problems_only(labelled: tuple[Path, dict]) -> None:
         per_problem.setdefault(p["problem_id"], []).append(p["rejected"])
     assert all(len(v) == len(set(v)) for v in per_problem.values())
     assert max(len(v) for v in per_problem.values()) == 2  # the canonical shape's two
+
+
+def test_verdict_shapes() -> None:
+    from tunixrt.ingest.verdicts import is_right, take_label
+    from tunixrt.traces import RecordError
+
+    for value, right in ((True, True), (0, False), ("1", True), (" Wrong ", False), ("pass", True)):
+        rec = {"prompt": "q", "final_answer": "4", "correct": value}
+        label = take_label(rec)
+        assert is_right(label, "4") is right and "correct" not in rec
+        assert label.top_level == {"correct": value}
+    label = take_label({"prompt": "q", "metadata": {"verdict": "incorrect"}})
+    assert label.field == "metadata.verdict" and label.verdict is False
+    label = take_label({"prompt": "q", "reference_answer": "1,000"})
+    assert is_right(label, "1000") and not is_right(label, "999")
+    label = take_label({"prompt": "q", "correct": None})  # no verdict, the key kept
+    assert label.field is None and label.top_level == {"correct": None}
+    with pytest.raises(RecordError, match="maybe") as err:
+        take_label({"prompt": "q", "meta": {"is_correct": "maybe"}})
+    assert err.value.field == "meta.is_correct" and err.value.code == "bad_verdict"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tunixrt.preference.pairs import Attempt, judge, pair_attempts
+from tunixrt.preference.pairs import Attempt, Pair, choose_pairs, judge, pair_attempts
 
 ATTEMPTS = st.lists(
     st.builds(Attempt, text=st.sampled_from([f"t{i}" for i in range(8)]), correct=st.booleans()),
@@ -86,3 +86,31 @@ def test_pairs_become_left_padded_prompts_and_right_padded_responses() -> None:
     assert a["rejected_ids"][0].tolist() == [*tok.encode("no!"), eos, pad]
     assert a["chosen_mask"][0].tolist() == [1, 1, 1, 0, 0]
     assert a["chosen_ids"][1].tolist() == tok.encode("xxxxx") and a["chosen_mask"][1].all()
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    problems=st.lists(st.integers(0, 4), min_size=1, max_size=20),
+    seed=st.integers(0, 3),
+    most=st.integers(1, 3),
+)
+def test_choosing_pairs_keeps_at_most_n_per_problem_whatever_their_order(
+    problems: list[int], seed: int, most: int
+) -> None:
+    pairs = [
+        Pair(
+            id=f"p{q}#{k}",
+            problem_id=f"p{q}",
+            prompt="q",
+            chosen=f"c{k}",
+            rejected=f"r{k}",
+            origin="labelled",
+        )
+        for k, q in enumerate(problems)
+    ]
+    kept = choose_pairs(pairs, seed=seed, max_per_problem=most)
+    for q in set(problems):
+        n = sum(p.problem_id == f"p{q}" for p in kept)
+        assert n == min(most, problems.count(q))
+    again = choose_pairs(pairs[::-1], seed=seed, max_per_problem=most)
+    assert sorted(p.id for p in again) == sorted(p.id for p in kept)

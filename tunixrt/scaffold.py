@@ -77,6 +77,8 @@ GITIGNORE = (
     "/runs/train/checkpoints.aside/",
     "/runs/rl/perf.json",
     "/runs/rl/checkpoints.aside/",
+    "/runs/preference/perf.json",
+    "/runs/preference/checkpoints.aside/",
     "/runs/experiments.html",
     "/dvc_plots/",
     "/.tunixrt/",  # runtime=cpu_ray: the loopback cluster's shared folder and host workspaces

@@ -25,7 +25,7 @@ POLICY = "policy"  # the preference stage's checkpoints, under runs/preference/c
 PROMPT_BUCKET = 16  # prompt lengths are padded to a multiple of this: one compilation per bucket
 
 
-def _round_up(n: int, k: int) -> int:
+def round_up(n: int, k: int) -> int:
     return -(-n // k) * k
 
 
@@ -57,7 +57,7 @@ class GreedyGenerator:
         self.forbidden = list(range(tokenizer.vocab_size, vocab)) or None
         self.tokenizer = tokenizer
         self.max_new_tokens = max_new_tokens
-        self.max_prompt_tokens = _round_up(max_prompt_tokens, PROMPT_BUCKET)
+        self.max_prompt_tokens = round_up(max_prompt_tokens, PROMPT_BUCKET)
         self.batch_size = batch_size
         self.mesh = mesh
         self.temperature = temperature
@@ -88,7 +88,7 @@ class GreedyGenerator:
                 f"a prompt has {longest} tokens, more than max_prompt_tokens="
                 f"{self.max_prompt_tokens}"
             )
-        prompt_len = _round_up(longest, PROMPT_BUCKET)
+        prompt_len = round_up(longest, PROMPT_BUCKET)
         out: list[str] = []
         ctx = runtime.use_mesh(self.mesh) if self.mesh is not None else contextlib.nullcontext()
         starts = range(0, len(prompts), self.batch_size)
@@ -298,19 +298,9 @@ def restore_grpo(
 ) -> nnx.Module:
     """The model after GRPO: the rl stage's last actor checkpoint loaded into `model` (the SFT
     model), in place; with `rl.lora`, into a new model that has the rl adapters."""
-    from tunixrt.paths import CHECKPOINTS, RL_DIR
+    from tunixrt.paths import RL_DIR
 
-    if rl.lora.enabled:
-        model = add_rl_lora(model, manifest, rl, mesh)
-    _restore(
-        model,
-        manifest,
-        (root / RL_DIR / CHECKPOINTS / "actor").resolve(),
-        mesh,
-        stage="rl",
-        only_lora=rl.lora.enabled or manifest.training.lora.enabled,
-    )
-    return model
+    return _restore_after_sft(model, manifest, root / RL_DIR, "actor", mesh, rl.lora, rl.seed, "rl")
 
 
 def restore_preference(
@@ -320,19 +310,37 @@ def restore_preference(
     mesh: jax.sharding.Mesh,
     pref: PreferenceConfig,
 ) -> nnx.Module:
-    """The model after DPO/ORPO: the preference stage's last checkpoint loaded into `model` (the
-    SFT model), in place; with `preference.lora`, into a new model that has those adapters."""
-    from tunixrt.paths import CHECKPOINTS, PREFERENCE_DIR
+    """The model after DPO/ORPO: the preference stage's last checkpoint, as `restore_grpo`."""
+    from tunixrt.paths import PREFERENCE_DIR
 
-    if pref.lora.enabled:
-        model = add_lora(model, manifest, pref.lora, mesh, seed=pref.seed)
+    return _restore_after_sft(
+        model, manifest, root / PREFERENCE_DIR, POLICY, mesh, pref.lora, pref.seed, "preference"
+    )
+
+
+def _restore_after_sft(
+    model: nnx.Module,
+    manifest: RunManifest,
+    stage_dir: Path,
+    folder: str,
+    mesh: jax.sharding.Mesh,
+    lora: LoraSection,
+    seed: int,
+    stage: str,
+) -> nnx.Module:
+    """A stage after SFT's last checkpoint (`stage_dir/checkpoints/folder`) loaded into the SFT
+    `model`, in place; with the stage's own `lora`, into a new model that has those adapters."""
+    from tunixrt.paths import CHECKPOINTS
+
+    if lora.enabled:
+        model = add_lora(model, manifest, lora, mesh, seed=seed)
     _restore(
         model,
         manifest,
-        (root / PREFERENCE_DIR / CHECKPOINTS / POLICY).resolve(),
+        (stage_dir / CHECKPOINTS / folder).resolve(),
         mesh,
-        stage="preference",
-        only_lora=pref.lora.enabled or manifest.training.lora.enabled,
+        stage=stage,
+        only_lora=lora.enabled or manifest.training.lora.enabled,
     )
     return model
 

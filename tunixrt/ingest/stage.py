@@ -275,9 +275,10 @@ def check_record(
         return src, line, None, None, err, _raw_text(raw)
     if mix is not None:
         trace["mix"] = mix
+    if label is not None and label.top_level:  # what the record said, kept (a null too)
+        trace["meta"] = {**trace["meta"], **label.top_level}
     if label is None or label.field is None:
         return src, line, trace["id"], digest, dumps_line(trace), _raw_text(raw)
-    trace["meta"] = {**trace["meta"], **label.top_level}  # what the record said, kept
     body = dumps_line(trace)
     if not is_right(label, trace["final_answer"]):
         body = WrongAttempt(body)

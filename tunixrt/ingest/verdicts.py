@@ -39,10 +39,14 @@ class Label:
 def _as_verdict(value: Any, field: str) -> bool:
     if isinstance(value, bool):
         return value
+    if value in (0, 1) or value in ("0", "1"):
+        return str(value) == "1"
     if isinstance(value, str) and value.strip().casefold() in _RIGHT | _WRONG:
         return value.strip().casefold() in _RIGHT
     words = ", ".join(sorted(_RIGHT | _WRONG))
-    raise RecordError(f"expected true/false or one of {words}; got {value!r}", field, "bad_verdict")
+    raise RecordError(
+        f"expected true/false, 1/0 or one of {words}; got {value!r}", field, "bad_verdict"
+    )
 
 
 def _as_reference(value: Any, field: str) -> str:

@@ -56,10 +56,10 @@ def input_roots(stage: str, manifest: RunManifest, params: Mapping[str, Any]) ->
     sft = f"{manifest.output.output_dir}/{CHECKPOINTS}"
     if stage == "train":
         rels += [dataset_path(s).as_posix() for s in ("train", "val")]
-    elif stage == "rl":
-        rels.append(sft)
+    elif stage == "rl":  # its own checkpoints, when there are any: a rerun resumes from them
+        rels += [sft, f"{RL_DIR}/{CHECKPOINTS}"]
     elif stage == "preference":
-        rels += [sft, PAIRS.as_posix()]
+        rels += [sft, PAIRS.as_posix(), f"{PREFERENCE_DIR}/{CHECKPOINTS}"]
     elif stage == "evaluate":
         rels.append(sft)
         if (params.get("rl") or {}).get("enabled"):

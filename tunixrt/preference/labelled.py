@@ -66,7 +66,7 @@ def labelled_pairs(
             continue
         done.add(rejected)
         yield Pair(
-            id=f"{trace_id}#{len(done) - 1}",
+            id=f"{trace_id}#labelled-{len(done) - 1}",
             problem_id=trace_id,
             prompt=prompt,
             chosen=chosen,

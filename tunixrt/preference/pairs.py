@@ -31,7 +31,7 @@ class Pair(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: str = Field(description="the problem's id and the pair's number")
+    id: str = Field(description="<problem id>#<origin>-<the pair's number>: unique in a run")
     problem_id: str = Field(description="the problem (trace or prompt) both attempts answer")
     prompt: str = Field(description="the prompt, in the model's chat template")
     chosen: str = Field(description="a right attempt")
@@ -71,7 +71,7 @@ def pair_attempts(
     rng.shuffle(wrong)
     return [
         Pair(
-            id=f"{problem_id}#{k}",
+            id=f"{problem_id}#{origin}-{k}",
             problem_id=problem_id,
             prompt=prompt,
             chosen=c,

@@ -34,7 +34,6 @@ from tunixrt.train import runtime
 from tunixrt.train.checkpoints import ENTRY_MODULES
 
 CHOSEN = "pairs.jsonl"  # the pairs a run trains on, kept beside its checkpoints
-BUCKET = 16  # prompt and response lengths are padded to a multiple of this
 # Modules of the stage's import closure that change no number of a run (entry, plumbing,
 # reporting, checkpoint bookkeeping); every other one is fingerprinted.
 NON_NUMERIC_MODULES = ENTRY_MODULES | {
@@ -84,10 +83,6 @@ def read_pairs(path: Path) -> list[Pair]:
     return out
 
 
-def _round_up(n: int, k: int) -> int:
-    return -(-n // k) * k
-
-
 def pair_order(n: int, steps: int, batch_size: int, seed: int) -> list[list[int]]:
     """The pairs of each step: seeded permutations of all of them, one per pass, cut into
     batches (a pass's last partial batch is dropped)."""
@@ -127,19 +122,22 @@ def _sample_on_policy(
         max_new_tokens=max_new,
         mesh=mesh,
     )
-    style = manifest.dataset.reasoning_style
-    pairs = on_policy_pairs(
-        chosen, texts, samples=k, style=style, seed=cfg.seed, max_pairs=cfg.pairs.max_per_problem
+    finished = [len(tokenizer.encode(t)) < max_new for t in texts]  # else cut at the budget
+    pairs, right = on_policy_pairs(
+        chosen,
+        texts,
+        samples=k,
+        style=manifest.dataset.reasoning_style,
+        seed=cfg.seed,
+        max_pairs=cfg.pairs.max_per_problem,
+        finished=finished,
     )
-    from tunixrt.preference.pairs import judge
-
-    right = sum(judge(style, texts[i * k : (i + 1) * k], p.expected).count(True)
-                for i, p in enumerate(chosen))  # fmt: skip
     facts = {
         "on_policy_prompts": len(chosen),
         "on_policy_samples": len(texts),
         "on_policy_right_fraction": right / len(texts) if texts else 0.0,
         "on_policy_max_new_tokens": max_new,
+        "on_policy_cut": finished.count(False),
     }
     return pairs, facts
 
@@ -158,7 +156,14 @@ def train_preference(manifest: RunManifest, cfg: PreferenceConfig, root: Path) -
     from tunix.sft import metrics_logger
     from tunix.sft.dpo import dpo_trainer
 
-    from tunixrt.evaluate.generate import POLICY, GreedyGenerator, add_lora, load_model
+    from tunixrt.evaluate.generate import (
+        POLICY,
+        PROMPT_BUCKET,
+        GreedyGenerator,
+        add_lora,
+        load_model,
+        round_up,
+    )
     from tunixrt.evaluate.problems import split_problems
     from tunixrt.manifest.load import digest_and_count
     from tunixrt.preference.batches import pair_arrays
@@ -251,8 +256,8 @@ def train_preference(manifest: RunManifest, cfg: PreferenceConfig, root: Path) -
         [sequence_parts(p.prompt, side, tokenizer) for side in (p.chosen, p.rejected)]
         for p in pairs
     ]
-    prompt_len = _round_up(max(len(c[0]) for c, _ in parts), BUCKET)
-    response_len = _round_up(max(max(len(c[1]), len(r[1])) for c, r in parts), BUCKET)
+    prompt_len = round_up(max(len(c[0]) for c, _ in parts), PROMPT_BUCKET)
+    response_len = round_up(max(max(len(c[1]), len(r[1])) for c, r in parts), PROMPT_BUCKET)
     order = pair_order(len(pairs), steps, cfg.batch_size, cfg.seed)
 
     # ---- models: the policy, DPO's frozen reference
@@ -335,26 +340,33 @@ def train_preference(manifest: RunManifest, cfg: PreferenceConfig, root: Path) -
     def held_out(step: int) -> None:
         if generate is None:
             return
+        t0 = time.perf_counter()
         outs = generate([p.prompt for p in val])
         em = sum(judge(style, [o], p.expected)[0] for o, p in zip(outs, val, strict=True))
         history.add_eval(step, em / len(val), len(val))
         _log(f"step {step}: held-out exact match {em / len(val):.1%} on {len(val)} val problems")
+        eval_seconds.append(time.perf_counter() - t0)
 
-    step_times: list[float] = []
+    step_times: list[float] = []  # when each step run ended, less the evaluations before it
+    eval_seconds: list[float] = []
 
     def batches() -> Iterator[Any]:
-        """Step k's pairs; pulling step k's batch means steps 1..k-1 are done (Tunix pulls the
-        first `restored_step` and drops them when it resumes): the held-out measurements and the
-        step times are taken there, and after the last step when the loop asks for one more."""
+        """The batches of steps 1..steps (order[k] is step k+1's). When Tunix pulls order[k], k
+        steps are done: the step times and held-out measurements are taken there, and after the
+        last step when the loop asks for one more. Resuming, Tunix pulls and drops the first
+        `restored_step` batches: those are None."""
         for k in range(steps + 1):
             if k > restored_step:
-                step_times.append(time.perf_counter())
+                step_times.append(time.perf_counter() - sum(eval_seconds))
                 if k % max(1, steps // 10) == 0 or k == steps:
                     _log(f"step {k}/{steps}")
                 if cfg.eval_every_steps and (k % cfg.eval_every_steps == 0 or k == steps):
                     held_out(k)
             if k == steps:
                 return
+            if k < restored_step:
+                yield None  # dropped unread
+                continue
             arrays = pair_arrays(
                 [pairs[i] for i in order[k]],
                 tokenizer,
@@ -365,13 +377,18 @@ def train_preference(manifest: RunManifest, cfg: PreferenceConfig, root: Path) -
 
     evaluated = {e["step"] for e in history.eval_history}
     owed = [0] if not restored_step else []
-    if cfg.eval_every_steps and restored_step and restored_step % cfg.eval_every_steps == 0:
+    if (
+        cfg.eval_every_steps
+        and restored_step
+        and (restored_step % cfg.eval_every_steps == 0 or restored_step == steps)
+    ):
         owed.append(restored_step)  # measured after its checkpoint was saved: maybe not kept
     with runtime.use_mesh(mesh):
         for step in owed:
             if cfg.eval_every_steps and step not in evaluated:
                 held_out(step)
     setup_seconds = time.perf_counter() - t_setup - pairs_seconds
+    eval_seconds.clear()
 
     t_train = time.perf_counter()
     if restored_step >= steps:
@@ -412,6 +429,7 @@ def train_preference(manifest: RunManifest, cfg: PreferenceConfig, root: Path) -
         "steps_run": ran,
         "resumed_from_step": restored_step,
         "first_step_seconds": step_times[0] - t_train if step_times else 0.0,
+        "eval_seconds": sum(eval_seconds),
         "steady_step_seconds": (step_times[-1] - step_times[0]) / (ran - 1) if ran > 1 else 0.0,
         "platform": jax.devices()[0].platform,
         "devices": jax.device_count(),

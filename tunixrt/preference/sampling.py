@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from tunixrt.evaluate.problems import Problem
+from tunixrt.formats import END_OF_TURN, MODEL_TURN_START
 from tunixrt.preference.pairs import Attempt, Pair, judge, pair_attempts
 
 
@@ -51,15 +52,28 @@ def on_policy_pairs(
     style: str,
     seed: int,
     max_pairs: int = 1,
-) -> list[Pair]:
+    finished: Sequence[bool] | None = None,
+) -> tuple[list[Pair], int]:
     """Pairs from `samples` consecutive completions per problem (as sample_completions returns
-    them for each problem's prompt repeated `samples` times)."""
+    them for each problem's prompt repeated `samples` times), and how many completions were
+    right. A completion cut at the length budget (`finished` false) is neither chosen nor
+    rejected. After a Gemma-turn prompt a completion ends as the model ends its turn, with
+    `<end_of_turn>` (the sampler leaves the stop token out), as SFT's completions do."""
     if len(completions) != samples * len(problems):
         raise ValueError(f"{len(completions)} completions for {len(problems)} x {samples}")
+    done = list(finished) if finished is not None else [True] * len(completions)
     pairs: list[Pair] = []
+    right = 0
     for i, p in enumerate(problems):
-        texts = completions[i * samples : (i + 1) * samples]
+        span = slice(i * samples, (i + 1) * samples)
+        texts, ok = completions[span], done[span]
         verdicts = judge(style, texts, p.expected)
-        attempts = [Attempt(text=t, correct=v) for t, v in zip(texts, verdicts, strict=True)]
+        right += sum(verdicts)
+        ending = END_OF_TURN if p.prompt.endswith(MODEL_TURN_START) else ""
+        attempts = [
+            Attempt(text=t + ending, correct=v)
+            for t, v, kept in zip(texts, verdicts, ok, strict=True)
+            if kept
+        ]
         pairs += pair_attempts(p.id, p.prompt, attempts, seed=seed, max_pairs=max_pairs)
-    return pairs
+    return pairs, right

@@ -32,7 +32,6 @@ from tunixrt.train.checkpoints import ENTRY_MODULES
 
 ACTOR = "actor"  # Tunix's folder for the actor's checkpoints under the checkpoint root
 ROLLOUTS = "rollouts"  # per-step rollout rows, kept with the checkpoints they belong to
-PROMPT_BUCKET = 16
 # Modules of the rl stage's import closure that change no number of a run (the entry and
 # plumbing train's list names, reporting, checkpoint bookkeeping); every other one, the reward's
 # parser in tunixrt/evaluate and tunixrt/formats included, is fingerprinted.
@@ -76,10 +75,6 @@ def rl_fingerprint(
     return hashlib.sha256(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-def _round_up(n: int, k: int) -> int:
-    return -(-n // k) * k
-
-
 def lr_schedule(cfg: RLConfig) -> Callable[[Any], Any]:
     """The learning rate of optimizer update `count` (from 0): a linear warm-up, then constant or
     a cosine decay that reaches 0 at `max_steps`."""
@@ -109,7 +104,13 @@ def grpo(manifest: RunManifest, cfg: RLConfig, root: Path) -> dict[str, Any]:
     from tunix.rl.rollout import base_rollout
     from tunix.sft import hooks, metrics_logger
 
-    from tunixrt.evaluate.generate import GreedyGenerator, add_rl_lora, load_model
+    from tunixrt.evaluate.generate import (
+        PROMPT_BUCKET,
+        GreedyGenerator,
+        add_rl_lora,
+        load_model,
+        round_up,
+    )
     from tunixrt.evaluate.problems import split_problems
     from tunixrt.evaluate.scoring import exact_match
     from tunixrt.formats import parse_answer
@@ -167,7 +168,7 @@ def grpo(manifest: RunManifest, cfg: RLConfig, root: Path) -> dict[str, Any]:
     if cfg.lora.enabled:  # new adapters (B = 0: still the SFT policy) over the SFT weights
         model = add_rl_lora(model, manifest, cfg, mesh)
     prompt_tokens = max(len(tokenizer.encode(p.prompts)) + 1 for p in prompts)
-    max_prompt = _round_up(prompt_tokens, PROMPT_BUCKET)
+    max_prompt = round_up(prompt_tokens, PROMPT_BUCKET)
     max_new = cfg.max_new_tokens or max(len(tokenizer.encode(p.completion)) for p in prompts) + 8
     if cfg.batch_size % mesh.shape["fsdp"]:
         raise ConfigError(
@@ -370,7 +371,11 @@ def grpo(manifest: RunManifest, cfg: RLConfig, root: Path) -> dict[str, Any]:
     trainer.with_training_hooks(StepHook())
     evaluated = {e["step"] for e in progress.eval_history}
     owed = [0] if not restored_step else []
-    if cfg.eval_every_steps and restored_step and restored_step % cfg.eval_every_steps == 0:
+    if (
+        cfg.eval_every_steps
+        and restored_step
+        and (restored_step % cfg.eval_every_steps == 0 or restored_step == cfg.max_steps)
+    ):
         owed.append(restored_step)  # measured after its checkpoint was saved: maybe not kept
     with runtime.use_mesh(mesh):
         for step in owed:
