@@ -57,10 +57,10 @@ class PreferenceConfig(BaseModel):
     label_smoothing: float = Field(
         0.0, ge=0, lt=0.5, description="DPO: the share of pairs taken as mislabelled (cDPO)"
     )
-    learning_rate: float = Field(1e-5, gt=0, le=1, description="AdamW's peak rate")
+    learning_rate: float = Field(5e-5, gt=0, le=1, description="AdamW's peak rate")
     warmup_steps: int = Field(0, ge=0, description="linear warm-up from 0")
     lr_schedule: Literal["constant", "cosine"] = Field(
-        "constant", description="after the warm-up: constant, or a cosine decay to 0 at the end"
+        "cosine", description="after the warm-up: constant, or a cosine decay to 0 at the end"
     )
     max_grad_norm: float | None = Field(
         1.0, gt=0, description="clip the gradient's norm; null: off"
