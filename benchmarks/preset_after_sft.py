@@ -48,16 +48,14 @@ SMOKE = [
     "rl.batch_size=2",
     "rl.num_generations=2",
     "rl.max_new_tokens=8",
-    "rl.eval_every_steps=2",
-    "rl.eval_problems=2",
+    "rl.eval_every_steps=null",
     "rl.checkpoint_every_steps=2",
     "preference.max_steps=2",
     "preference.batch_size=2",
     "preference.pairs.prompts=2",
     "preference.pairs.samples=2",
     "preference.pairs.max_new_tokens=8",
-    "preference.eval_every_steps=2",
-    "preference.eval_problems=2",
+    "preference.eval_every_steps=null",
     "preference.checkpoint_every_steps=2",
 ]
 

@@ -314,7 +314,9 @@ def test_help_lists_every_stage_and_makes_no_timing_claim(capsys: pytest.Capture
         return " ".join(capsys.readouterr().out.split())
 
     run = help_of("run")
-    assert all(name in run for name in STAGES) and "rl, evaluate, publish or report" in run
+    assert (
+        all(name in run for name in STAGES) and "rl, preference, evaluate, publish or report" in run
+    )
     init = help_of("init")
     assert "--force overwrite dvc.yaml, conf/config.yaml and params.yaml where they exist" in init
     assert "--model PRESET" in init and "gemma3_1b" in init

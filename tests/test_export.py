@@ -53,7 +53,7 @@ def test_selection_by_trace_ids(dataset_root: Path) -> None:
     train_ids = [r["id"] for r in iter_jsonl(dataset_root / export_path("train"))][:3]
     test_ids = [r["id"] for r in iter_jsonl(dataset_root / export_path("test"))][:2]
     counts = run_export(dataset_root, splits=None, trace_ids=train_ids + test_ids)
-    assert counts == {"train": 3, "val": 0, "test": 2}
+    assert counts == {"train": 3, "val": 0, "test": 2, "pairs": 0}
     with pytest.raises(ConfigError, match=r"format\.trace_ids: not in the dataset: nope"):
         run_export(dataset_root, splits=None, trace_ids=["nope"])
     with pytest.raises(ConfigError, match=r"exactly one of format\.splits and format\.trace_ids"):

@@ -392,9 +392,9 @@ def after_command(t: Tutorial, cmd: str, upgraded: bool) -> None:
         ):
             assert (t.cwd / rel).read_bytes() == (t.repo / rel).read_bytes(), rel
     elif cmd.startswith("tunixrt status") and upgraded:
-        assert "code changed since dvc.yaml was written: dataset, evaluate, rl" in out
+        assert "code changed since dvc.yaml was written: dataset, evaluate, preference, rl" in out
     elif cmd == "tunixrt init --upgrade":
-        assert "dvc.yaml (dataset, rl, evaluate)" in out
+        assert "dvc.yaml (dataset, rl, preference, evaluate)" in out
     elif cmd == "dvc repro" and upgraded:
         ran = {ln.split("'")[1] for ln in out.splitlines() if ln.startswith("Running stage")}
-        assert ran == {"dataset", "rl", "evaluate"}, out
+        assert ran == {"dataset", "rl", "preference", "evaluate"}, out

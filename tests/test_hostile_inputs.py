@@ -30,7 +30,7 @@ from conftest import BIN, iter_jsonl, make_pipeline, run_measured
 from tunixrt.errors import ConfigError, DataError
 from tunixrt.ingest.adapters import detect
 from tunixrt.ingest.config import parse_source
-from tunixrt.ingest.stage import REJECTS, REPORT, TRACES, ingest
+from tunixrt.ingest.stage import ATTEMPTS, REJECTS, REPORT, TRACES, ingest
 
 LIMIT = 400  # source.limits.record_max_bytes in these tests: long lines stay small files
 ANY = object()  # a field the case does not pin down
@@ -663,7 +663,7 @@ def test_ids_that_are_paths_are_only_ids(tmp_path: Path) -> None:
     )
     after = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     written = {Path("root/data"), Path("root/data/traces")} | {
-        Path("root") / p for p in (TRACES, REJECTS, REPORT)
+        Path("root") / p for p in (TRACES, REJECTS, REPORT, ATTEMPTS)
     }
     assert set(after) - set(before) == written
 
