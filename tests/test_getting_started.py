@@ -312,8 +312,8 @@ def test_getting_started_runs_as_written(venv: Path, tmp_path: Path) -> None:
         for cmd in commands(block):
             if block.not_run is not None:
                 if cmd.startswith("pip install -U 'dist/tunixrt-"):
-                    # the upgrade, simulated: a change to dataset/keys.py (dataset, rl and
-                    # evaluate import it) in the installed package
+                    # the upgrade, simulated: a change to dataset/keys.py (dataset, export, rl,
+                    # preference and evaluate import it) in the installed package
                     keys = _installed_keys_py(t)
                     keys.write_text(keys.read_text() + "\n# an upgrade\n")
                     upgraded = True
@@ -392,9 +392,12 @@ def after_command(t: Tutorial, cmd: str, upgraded: bool) -> None:
         ):
             assert (t.cwd / rel).read_bytes() == (t.repo / rel).read_bytes(), rel
     elif cmd.startswith("tunixrt status") and upgraded:
-        assert "code changed since dvc.yaml was written: dataset, evaluate, preference, rl" in out
+        assert (
+            "code changed since dvc.yaml was written: dataset, evaluate, export, preference, rl"
+            in out
+        )
     elif cmd == "tunixrt init --upgrade":
-        assert "dvc.yaml (dataset, rl, preference, evaluate)" in out
+        assert "dvc.yaml (dataset, export, rl, preference, evaluate)" in out
     elif cmd == "dvc repro" and upgraded:
         ran = {ln.split("'")[1] for ln in out.splitlines() if ln.startswith("Running stage")}
-        assert ran == {"dataset", "rl", "preference", "evaluate"}, out
+        assert ran == {"dataset", "export", "rl", "preference", "evaluate"}, out
