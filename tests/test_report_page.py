@@ -222,6 +222,7 @@ def publish_folder(root: Path, policy: str, weights: str, dtype: str, shard: str
         ("sft", "full", "float32", "5GB"),
         ("grpo", "merged", "bfloat16", "10KB"),  # in shards: model-0000N-of-0000M + index
         ("sft", "adapters", "float32", "5GB"),
+        ("dpo", "full", "float32", "5GB"),
     ],
 )
 def test_the_report_says_what_publish_wrote(tmp_path, policy, weights, dtype, shard) -> None:
@@ -281,3 +282,32 @@ def test_a_report_written_elsewhere_links_the_model_card_from_there(tmp_path, mo
     assert '<a href="../../runs/publish/README.md">runs/publish/README.md</a>' in page
     main(["report", "--no-experiments"])  # runs/experiments.html: beside publish/
     assert '<a href="publish/README.md">' in (tmp_path / "runs/experiments.html").read_text()
+
+
+def test_every_method_after_sft_is_reported_beside_sft() -> None:
+    from tunixrt.report.markdown import tuned_text
+    from tunixrt.report.summary import summary
+
+    em = {
+        "before": {"exact_match": 0.0, "n": 10},
+        "after": {"exact_match": 0.1, "n": 10},
+        "delta": 0.1,
+        "grpo": {"exact_match": 0.5, "n": 10},
+        "delta_grpo": 0.4,
+        "dpo": {"exact_match": 0.6, "n": 10},
+        "delta_dpo": 0.5,
+    }
+    s = summary({"loss_first": 1.0, "loss_last": 0.5, "steps": 3}, em)
+    assert (s["exact_match_after_grpo"], s["grpo_gain"]) == (0.5, 0.4)
+    assert (s["exact_match_after_dpo"], s["dpo_gain"]) == (0.6, 0.5)
+    assert "orpo_gain" not in s
+    assert list(s)[3:7] == [
+        "exact_match_after_grpo",
+        "grpo_gain",
+        "exact_match_after_dpo",
+        "dpo_gain",
+    ]
+    text = tuned_text(em, lambda x: f"{100 * x:.1f}%")
+    assert text == (
+        ", after GRPO 50.0% (+40.0 points over SFT), after DPO 60.0% (+50.0 points over SFT)"
+    )
