@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -175,3 +177,37 @@ SLOWEST_FILES = (  # seconds measured in `make test` on the 2-core machine
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {name: i for i, name in enumerate(SLOWEST_FILES)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: files keep order
+
+
+def killed_after_checkpoint(
+    root: Path, stage: str, checkpoints: str, step: int, outs: list[str], log: Path
+) -> str:
+    """`python -m stages.<stage>` as DVC runs it (`outs` removed first), SIGKILLed once it has
+    committed its own checkpoint of `step` under `checkpoints`; what it printed. A run before it
+    left its own checkpoints, which this one sets aside: only one written since the start counts."""
+    sh("rm", "-rf", *outs, cwd=root)
+    started = time.time()
+    done = root / checkpoints / str(step) / "_CHECKPOINT_METADATA"
+
+    def written() -> bool:
+        try:
+            return done.stat().st_mtime >= started
+        except FileNotFoundError:
+            return False
+
+    with log.open("wb") as err:
+        proc = subprocess.Popen(
+            [str(BIN / "python"), "-m", f"stages.{stage}"],
+            cwd=root,
+            env=env(),
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+        deadline = time.monotonic() + 300
+        while not written() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert proc.poll() is None, "the run ended before it was killed"
+        assert written(), "no checkpoint in time"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    return log.read_text()

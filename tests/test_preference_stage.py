@@ -4,16 +4,12 @@ the report showing it beside SFT, a resume after SIGKILL that ends as an uninter
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import subprocess
-import time
 from pathlib import Path
 
 import orjson
 import pytest
-from conftest import BIN, env, iter_jsonl, make_pipeline, sh, tunixrt
+from conftest import iter_jsonl, killed_after_checkpoint, make_pipeline, sh, tunixrt
 
 from tunixrt.verify.model import checkpoint_digest
 
@@ -50,37 +46,6 @@ def _outs(root: Path) -> dict[str, object]:
     )
     out["weights"] = checkpoint_digest(root / "runs/preference/checkpoints/policy")
     return out
-
-
-def _killed_after_checkpoint(root: Path, step: int, log: Path) -> str:
-    """The stage as DVC runs it, SIGKILLed once it has committed its checkpoint of `step`."""
-    sh("rm", "-rf", *OUTS, "runs/preference/live", cwd=root)
-    started = time.time()
-    done = root / "runs/preference/checkpoints/policy" / str(step) / "_CHECKPOINT_METADATA"
-
-    def written() -> bool:  # by this run: the run before left its own, which it sets aside
-        try:
-            return done.stat().st_mtime >= started
-        except FileNotFoundError:
-            return False
-
-    with log.open("wb") as err:
-        proc = subprocess.Popen(
-            [str(BIN / "python"), "-m", "stages.preference"],
-            cwd=root,
-            env=env(),
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
-        deadline = time.monotonic() + 300
-        while not written() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert proc.poll() is None, "the run ended before it was killed"
-        assert written(), "no checkpoint in time"
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-    assert not (root / "runs/preference/metrics.json").exists()
-    return log.read_text()
 
 
 def test_dpo_on_a_labelled_dump(tmp_path: Path) -> None:
@@ -122,7 +87,15 @@ def test_dpo_on_a_labelled_dump(tmp_path: Path) -> None:
     batches = root / "tunixrt/preference/batches.py"
     original = batches.read_text()
     batches.write_text(original + "\n# an edit\n")
-    killed = _killed_after_checkpoint(root, 2, tmp_path / "killed.log")
+    killed = killed_after_checkpoint(
+        root,
+        "preference",
+        "runs/preference/checkpoints/policy",
+        2,
+        [*OUTS, "runs/preference/live"],
+        tmp_path / "killed.log",
+    )
+    assert not (root / "runs/preference/metrics.json").exists()
     assert "belong to another configuration" in killed and "resuming" not in killed
     resumed = sh("dvc", "repro", "preference", cwd=root)
     assert "resuming from checkpoint step 2 of 4" in resumed.stderr

@@ -4,16 +4,12 @@ parser evaluate uses, a resume after SIGKILL that ends as an uninterrupted run, 
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import time
 from pathlib import Path
 
 import orjson
 import pytest
 import yaml
-from conftest import BIN, env, iter_jsonl, make_pipeline, sh, tunixrt
+from conftest import iter_jsonl, killed_after_checkpoint, make_pipeline, sh, tunixrt
 
 from tunixrt.evaluate.problems import Problem
 from tunixrt.evaluate.stage import score_outputs
@@ -47,42 +43,6 @@ def _outs(root: Path) -> dict[str, object]:
     )
     out["weights"] = checkpoint_digest(root / "runs/rl/checkpoints/actor")
     return out
-
-
-def _killed_after_checkpoint(root: Path, step: int, log: Path) -> str:
-    """The rl stage as DVC runs it (its outs but the checkpoints removed first), SIGKILLed once
-    it has committed its own checkpoint of `step`; what it printed."""
-    sh("rm", "-rf", *RL_OUTS, "runs/rl/live", cwd=root)
-    started = time.time()
-    with log.open("wb") as err:
-        proc = subprocess.Popen(
-            [str(BIN / "python"), "-m", "stages.rl"],
-            cwd=root,
-            env=env(),
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
-        _kill_after(proc, root, step, started)
-    return log.read_text()
-
-
-def _kill_after(proc: subprocess.Popen, root: Path, step: int, started: float) -> None:
-    done = root / "runs/rl/checkpoints/actor" / str(step) / "_CHECKPOINT_METADATA"
-
-    def written() -> bool:  # by this run: a run before it left its own, which it sets aside
-        try:
-            return done.stat().st_mtime >= started
-        except FileNotFoundError:
-            return False
-
-    deadline = time.monotonic() + 300
-    while not written() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert proc.poll() is None, "the run ended before it was killed"
-    assert written(), "no checkpoint in time"
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert not (root / "runs/rl/metrics.json").exists()
 
 
 def test_grpo_on_the_smoke_preset(tmp_path: Path) -> None:
@@ -132,7 +92,10 @@ def test_grpo_on_the_smoke_preset(tmp_path: Path) -> None:
     scoring = root / "tunixrt/evaluate/scoring.py"
     original = scoring.read_text()
     scoring.write_text(original + "\n# an edit\n")
-    killed = _killed_after_checkpoint(root, 2, tmp_path / "killed.log")
+    killed = killed_after_checkpoint(
+        root, "rl", "runs/rl/checkpoints/actor", 2, [*RL_OUTS, "runs/rl/live"], tmp_path / "k.log"
+    )
+    assert not (root / "runs/rl/metrics.json").exists()
     assert "belong to another configuration" in killed and "resuming" not in killed
     resumed = sh("dvc", "repro", "rl", cwd=root)
     assert "resuming from checkpoint step 2 of 4" in resumed.stderr
