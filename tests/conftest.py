@@ -83,6 +83,11 @@ def fixtures_in(root: Path, *names: str) -> list[str]:
     return [f"fixtures/tunix-rt/{name}" for name in names]
 
 
+# params.yaml as `tunixrt compose` writes it for the smoke copy's conf (the same in every copy
+# of this checkout): composed once per worker process, then copied
+_SMOKE_PARAMS: list[bytes] = []
+
+
 def make_pipeline(dest: Path, *, git: bool = True, smoke: bool = True) -> Path:
     """A copy of this repository's pipeline, as a fresh git repo with one commit.
 
@@ -100,7 +105,10 @@ def make_pipeline(dest: Path, *, git: bool = True, smoke: bool = True) -> Path:
     if smoke:
         conf = dest / "conf" / "config.yaml"
         conf.write_text(conf.read_text().replace("- experiment: null", "- experiment: smoke"))
-        tunixrt("compose", cwd=dest)
+        if not _SMOKE_PARAMS:
+            tunixrt("compose", cwd=dest)
+            _SMOKE_PARAMS.append((dest / "params.yaml").read_bytes())
+        (dest / "params.yaml").write_bytes(_SMOKE_PARAMS[0])
     if git:
         sh("git", "init", "-q", "-b", "main", cwd=dest)
         sh("git", "add", "-A", cwd=dest)
