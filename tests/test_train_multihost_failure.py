@@ -129,7 +129,7 @@ def test_a_killed_process_stops_the_other_and_a_rerun_resumes_on_the_same_curve(
             heartbeat_timeout_seconds=HEARTBEAT_S,
         ),
     )
-    cache = tmp_path / "jax-cache"
+    cache = Path(os.environ["JAX_COMPILATION_CACHE_DIR"])  # the suite's (conftest)
     clean, root = (fresh_root(tmp_path, data_root, n) for n in ("clean", "killed"))
     ckpt = root / "runs/train/checkpoints"
     procs: list[subprocess.Popen] = []

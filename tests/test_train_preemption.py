@@ -129,7 +129,7 @@ def test_two_processes_preempted_exit_promptly_and_the_rerun_resumes(data_root, 
         data_root,
         RuntimeSection(name="mh", mesh_shape=[2, 2], simulated_devices=2, multi_host=True),
     )
-    cache = tmp_path / "jax-cache"
+    cache = Path(os.environ["JAX_COMPILATION_CACHE_DIR"])  # the suite's (conftest)
     root = fresh_root(tmp_path, data_root, "preempted")
     procs: list[subprocess.Popen] = []
 
@@ -193,7 +193,7 @@ def finish_one(proc: subprocess.Popen, root: Path, tag: str) -> str:
 def test_one_process_preempted_saves_the_step_exits_and_the_rerun_resumes(data_root, tmp_path):
     """...and ends on the uninterrupted run's metrics.json, byte for byte."""
     manifest = manifest_for(data_root)
-    cache = tmp_path / "jax-cache"
+    cache = Path(os.environ["JAX_COMPILATION_CACHE_DIR"])  # the suite's (conftest)
     clean, root = (fresh_root(tmp_path, data_root, n) for n in ("clean", "preempted"))
     finish_one(run_one(clean, manifest, cache, "run"), clean, "run")
 
