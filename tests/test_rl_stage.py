@@ -21,7 +21,7 @@ from tunixrt.verify.model import checkpoint_digest
 
 pytestmark = pytest.mark.e2e
 
-BASE = ["experiment=smoke", "format=grpo", "train.max_steps=150"]  # answers parse, few are right
+BASE = ["experiment=smoke", "format=grpo", "train.max_steps=80"]  # about half the answers parse
 RL = [
     "rl.enabled=true",
     "rl.max_steps=4",
