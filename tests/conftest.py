@@ -164,19 +164,19 @@ def run_measured(
 # end, instead of one long file running alone while the other worker idles.
 SLOWEST_FILES = (  # seconds measured in `make test` on the 2-core machine
     "test_ray_launcher.py",  # ~150: four Ray launches, a kill and its rerun
-    "test_real_checkpoints.py",  # ~160: six families' layouts train and evaluate
-    "test_train_run.py",  # ~160
+    "test_real_checkpoints.py",  # ~140: six families' layouts train and evaluate
+    "test_train_run.py",  # ~120
     "test_rl_stage.py",  # ~150: GRPO on the smoke preset, SIGKILL and resume
-    "test_getting_started.py",  # ~130: the tutorial end to end
-    "test_benchmarks.py",  # ~110: the GRPO+DPO preset's smoke through DVC in a clone
-    "test_train_preemption.py",  # ~95
-    "test_preference_stage.py",  # ~95: DPO on a labelled dump, SIGKILL and resume
+    "test_getting_started.py",  # ~140: the tutorial end to end
+    "test_benchmarks.py",  # ~90: the GRPO+DPO preset's smoke through DVC in a clone
+    "test_train_preemption.py",  # ~90
+    "test_preference_stage.py",  # ~80: DPO on a labelled dump, SIGKILL and resume
     "test_experiments.py",  # ~95
-    "test_train_multihost_failure.py",  # ~95
-    "test_crash_safety.py",  # ~80
-    "test_lineage_rerun.py",  # ~80
-    "test_verify.py",  # ~55
-    "test_pipeline_train.py",  # ~50
+    "test_train_multihost_failure.py",  # ~85
+    "test_crash_safety.py",  # ~75
+    "test_lineage_rerun.py",  # ~60
+    "test_verify.py",  # ~60
+    "test_pipeline_train.py",  # ~60
     "test_docs.py",
     "test_dataset_selection.py",
 )
